@@ -1,0 +1,34 @@
+"""Names and layout of the ``vidal-video-v1`` HDF5 format (docs/format.md).
+
+This module owns the format's constants; the synth writer, the readers and the validator all
+import them from here so the contract lives in one place.
+"""
+
+FORMAT_NAME = "vidal-video-v1"
+
+#: Required root attributes.
+ROOT_ATTRS = ("format", "classes", "fps", "split", "generator_config", "seed", "command", "created_by")
+
+#: Required per-video datasets: name -> (numpy dtype kind, number of dims).
+#: ``frames`` is [T,H,W,3] uint8; the annotation arrays all have length M.
+VIDEO_ARRAYS = {
+    "frames": ("u1", 4),
+    "boxes": ("f4", 2),
+    "labels": ("i4", 1),
+    "track_ids": ("i4", 1),
+    "frame_index": ("i4", 1),
+    "visible_fraction": ("f4", 1),
+    "truncation": ("f4", 1),
+    "occlusion": ("f4", 1),
+}
+
+#: Per-box arrays (length M, aligned with ``boxes``).
+BOX_ARRAYS = ("boxes", "labels", "track_ids", "frame_index", "visible_fraction", "truncation", "occlusion")
+
+#: Optional dense per-frame arrays: name -> dtype. ``flow`` has T-1 entries.
+DENSE_ARRAYS = {"masks": "u2", "depth": "f4", "flow": "f4"}
+
+#: Required per-video attributes.
+VIDEO_ATTRS = ("n_frames", "height", "width", "subset", "area", "season", "daytime", "weather", "seed")
+
+VIDEOS_GROUP = "videos"
