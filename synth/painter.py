@@ -38,6 +38,9 @@ class Painter:
         self.ids = np.zeros((H, W), np.uint16)
         self.emissive = np.zeros((H, W), np.uint8) if emissive else None
         self.surface = np.full((H, W), -1, np.int32) if surfaces else None
+        #: until the first object is drawn the id map is all zeros, so scenery (owner 0)
+        #: need not be written into it: this halves the cost of the ground and buildings
+        self.ids_dirty = False
         #: per surface: plane normal n [3] and offset d (n.X + d = 0, camera frame), owner key
         self.planes: list[tuple[np.ndarray, float]] = []
         self.owners: list[int] = []
@@ -64,12 +67,17 @@ class Painter:
              plane_pts: np.ndarray | None = None) -> None:
         """Draw a projected shape into every buffer; ``plane_pts`` [k,3] (camera) give its plane."""
         kind, pts = shape.kind, shape.pts
+        write_ids = owner != 0 or self.ids_dirty
+        if owner:
+            self.ids_dirty = True
         if kind == "poly":  # the hot path, inlined
             cv2.fillConvexPoly(self.rgb, pts, color, LINE, SHIFT)
-            cv2.fillConvexPoly(self.ids, pts, owner, LINE, SHIFT)
+            if write_ids:
+                cv2.fillConvexPoly(self.ids, pts, owner, LINE, SHIFT)
         else:
             draw_shape(self.rgb, shape, color)
-            draw_shape(self.ids, shape, owner)
+            if write_ids:
+                draw_shape(self.ids, shape, owner)
         if self.emissive is not None:
             draw_shape(self.emissive, shape, 255 if emissive else 0)
         if self.surface is not None:
@@ -107,7 +115,9 @@ class Painter:
             return
         polys = list(pts)
         cv2.fillPoly(self.rgb, polys, color, LINE, SHIFT)
-        cv2.fillPoly(self.ids, polys, owner, LINE, SHIFT)
+        if owner != 0 or self.ids_dirty:
+            self.ids_dirty = self.ids_dirty or owner != 0
+            cv2.fillPoly(self.ids, polys, owner, LINE, SHIFT)
         if self.emissive is not None:
             cv2.fillPoly(self.emissive, polys, 255 if emissive else 0, LINE, SHIFT)
 

@@ -82,8 +82,9 @@ class SequenceRenderer:
             poly = np.concatenate([np.stack([xs, ys], 1), [[W, horizon + 2], [0, horizon + 2]]]).astype(np.int32)
             green = np.asarray(self.pal.verge, float) * 0.5 + base * 0.5
             cv2.fillPoly(img, [poly], shade(green, 0.9))
-        if self.night:  # stars are not visible in cities; a faint glow on the horizon
-            pass
+        # the ground beyond the road (the verge) fills everything below the horizon; the road,
+        # sidewalks and markings are drawn over it every frame
+        img[int(math.ceil(horizon)):] = shade(self.pal.verge, self.pal.ambient)
         return img
 
     def _lightmap(self) -> np.ndarray:
@@ -93,7 +94,7 @@ class SequenceRenderer:
         yy, xx = np.mgrid[0:H, 0:W].astype(float)
         cy = horizon + 0.45 * (H - horizon)
         lobe = np.exp(-(((xx - W / 2) / (0.42 * W)) ** 2 + ((yy - cy) / (0.32 * H)) ** 2))
-        lobe *= yy > horizon - 0.02 * H
+        lobe *= 1 / (1 + np.exp(-(yy - horizon) / (0.01 * H)))  # soft cut at the horizon
         level = 0.15 + 0.75 * lobe
         return (np.clip(level, 0, 1) * 255).astype(np.uint8)
 
@@ -128,8 +129,7 @@ class SequenceRenderer:
             q = np.array([[xa, y, za], [xb, y, za], [xb, y, zb], [xa, y, zb]])
             p.part("poly", self._to_cam(q), colour)
 
-        a = pal.ambient
-        strip(-400, 400, shade(pal.verge, a))
+        a = pal.ambient  # the verge is part of the background image
         rh = L.road_half
         if L.sidewalk > 0:
             for s in (-1, 1):
@@ -193,7 +193,7 @@ class SequenceRenderer:
                 items.append((d, 0, i, None))
         for agent in world.agents:
             x, z, h = agent.pose(t)
-            if cz - agent.reach - 1 < z < cz + far + agent.reach:
+            if cz - agent.reach - 1 < z < cz + world.layout.agent_range:
                 d = math.hypot(x - cx, z - cz)
                 px = agent.height_m * cam.f / max(d, 1e-3)
                 if px >= MIN_DRAW_PX:

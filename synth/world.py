@@ -28,7 +28,8 @@ class Layout:
     verge: float           # grass / yard between sidewalk and buildings
     scenery: str           # "buildings", "houses" or "open"
     speed: tuple           # ego cruise speed range, m/s
-    far: float             # far clipping distance / draw range, m
+    far: float             # far clipping distance / draw range of the scenery, m
+    agent_range: float     # agents farther than this are not drawn (lost in the haze)
     traffic_lanes: tuple   # lane indices (from centre, each way) used by moving cars
     parking: bool          # parked cars along the outer edge of the road
     stop_probability: float
@@ -45,17 +46,17 @@ class Layout:
 
 LAYOUTS = {
     "city": Layout(lane_width=3.4, lanes_each_way=2, median=0.0, ego_lane=0, sidewalk=4.2,
-                   verge=0.6, scenery="buildings", speed=(7.0, 11.0), far=150.0,
+                   verge=0.6, scenery="buildings", speed=(7.0, 11.0), far=150.0, agent_range=85.0,
                    traffic_lanes=(0,), parking=True, stop_probability=0.6,
-                   spacing={PED: 14.0, CYC: 45.0, CAR: 40.0, WHC: 30.0, "parked": 9.0}),
+                   spacing={PED: 32.0, CYC: 70.0, CAR: 90.0, WHC: 40.0, "parked": 40.0}),
     "town": Layout(lane_width=3.2, lanes_each_way=1, median=0.0, ego_lane=0, sidewalk=2.4,
-                   verge=6.0, scenery="houses", speed=(6.0, 9.0), far=140.0,
+                   verge=6.0, scenery="houses", speed=(6.0, 9.0), far=140.0, agent_range=80.0,
                    traffic_lanes=(0,), parking=False, stop_probability=0.5,
-                   spacing={PED: 18.0, CYC: 40.0, CAR: 45.0, WHC: 30.0, "parked": 0.0}),
+                   spacing={PED: 30.0, CYC: 60.0, CAR: 80.0, WHC: 40.0, "parked": 0.0}),
     "highway": Layout(lane_width=3.7, lanes_each_way=3, median=1.2, ego_lane=1, sidewalk=0.0,
-                      verge=12.0, scenery="open", speed=(21.0, 29.0), far=220.0,
+                      verge=12.0, scenery="open", speed=(21.0, 29.0), far=220.0, agent_range=130.0,
                       traffic_lanes=(0, 1, 2), parking=False, stop_probability=0.0,
-                      spacing={PED: 0.0, CYC: 0.0, CAR: 55.0, WHC: 0.0, "parked": 0.0}),
+                      spacing={PED: 0.0, CYC: 0.0, CAR: 130.0, WHC: 0.0, "parked": 0.0}),
 }
 
 CAMERA_HEIGHT = 1.5
