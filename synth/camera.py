@@ -58,9 +58,10 @@ class Camera:
         return self.cy - self.f * math.tan(self.pitch)
 
     def ray_directions(self) -> np.ndarray:
-        """Camera-frame ray of every pixel centre with Z = 1: [H, W, 3]."""
-        u = (np.arange(self.width) + 0.5 - self.cx) / self.f
-        v = -(np.arange(self.height) + 0.5 - self.cy) / self.f
+        """Camera-frame ray of every pixel with Z = 1: [H, W, 3]. Pixel (x, y) is centred on image
+        coordinates (x, y), as in OpenCV drawing."""
+        u = (np.arange(self.width) - self.cx) / self.f
+        v = -(np.arange(self.height) - self.cy) / self.f
         rays = np.empty((self.height, self.width, 3))
         rays[..., 0] = u[None, :]
         rays[..., 1] = v[:, None]

@@ -278,7 +278,7 @@ class SequenceRenderer:
         pc1 = (moved - cam1.position) @ cam1.R.T
         dirs = (pts_c @ R0) @ cam1.R.T  # sky: direction only
         pc1[sky] = dirs[sky]
-        uv0 = np.stack(np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5), -1)
+        uv0 = np.stack(np.meshgrid(np.arange(W), np.arange(H)), -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             uv1 = cam1.project_camera(pc1)
         flow = (uv1 - uv0).astype(np.float32)
