@@ -46,15 +46,15 @@ class Layout:
 
 LAYOUTS = {
     "city": Layout(lane_width=3.4, lanes_each_way=2, median=0.0, ego_lane=0, sidewalk=4.2,
-                   verge=0.6, scenery="buildings", speed=(7.0, 11.0), far=150.0, agent_range=85.0,
+                   verge=0.6, scenery="buildings", speed=(7.0, 11.0), far=150.0, agent_range=70.0,
                    traffic_lanes=(0,), parking=True, stop_probability=0.6,
                    spacing={PED: 32.0, CYC: 70.0, CAR: 90.0, WHC: 40.0, "parked": 40.0}),
     "town": Layout(lane_width=3.2, lanes_each_way=1, median=0.0, ego_lane=0, sidewalk=2.4,
-                   verge=6.0, scenery="houses", speed=(6.0, 9.0), far=140.0, agent_range=80.0,
+                   verge=6.0, scenery="houses", speed=(6.0, 9.0), far=140.0, agent_range=65.0,
                    traffic_lanes=(0,), parking=False, stop_probability=0.5,
                    spacing={PED: 30.0, CYC: 60.0, CAR: 80.0, WHC: 40.0, "parked": 0.0}),
     "highway": Layout(lane_width=3.7, lanes_each_way=3, median=1.2, ego_lane=1, sidewalk=0.0,
-                      verge=12.0, scenery="open", speed=(21.0, 29.0), far=220.0, agent_range=130.0,
+                      verge=12.0, scenery="open", speed=(21.0, 29.0), far=220.0, agent_range=110.0,
                       traffic_lanes=(0, 1, 2), parking=False, stop_probability=0.0,
                       spacing={PED: 0.0, CYC: 0.0, CAR: 130.0, WHC: 0.0, "parked": 0.0}),
 }
@@ -296,32 +296,33 @@ class World:
     def _crossing_path(self, rng, zc: float, side: int) -> Path:
         """A pedestrian walking along the sidewalk to the crosswalk at ``zc``, crossing, going on.
 
-        Crossings are timed while the ego waits at the stop line, or while it is still far
-        from the crosswalk, so nobody walks through the camera.
+        The crossing is timed so nobody walks through the camera: at the crosswalk where the
+        ego stops, the pedestrian leaves the ego's lane before the ego drives on (the ego
+        waits for them, as a driver would); at other crosswalks, the crossing happens while the
+        ego is more than 25 m away.
         """
-        L = self.layout
+        L, ego = self.layout, self.ego
+        dt = 1.0 / self.spec.fps
         xs = side * (L.road_half + L.sidewalk * 0.5)
         zc = zc + rng.uniform(-1.2, 1.2)
         speed = rng.uniform(1.0, 1.5)
         approach = rng.uniform(3, 12)
-        pts = [(xs, zc - side * approach * 0), (xs, zc), (-xs, zc), (-xs, zc + rng.uniform(6, 20))]
-        pts[0] = (xs, zc - approach)
-        path_len = approach + 2 * abs(xs)
-        ego = self.ego
-        dt = 1.0 / self.spec.fps
-        near = np.nonzero(np.abs(ego.z + 6 - zc) < 25)[0]
-        if self.ego.stop_line is not None and abs(self.ego.stop_line + 4.0 - zc) < 3.0:
-            stopped = np.nonzero(ego.v < 0.05)[0]
-            stopped = stopped[ego.z[stopped] > ego.z.max() - 1e9]
+        pts = [(xs, zc - approach), (xs, zc), (-xs, zc), (-xs, zc + rng.uniform(6, 20))]
+        crossing = (approach, approach + 2 * abs(xs))  # arc-length interval on the road
+        if ego.stop_line is not None and abs(ego.stop_line + 4.0 - zc) < 3.0:
+            stopped = np.flatnonzero(ego.v < 0.05)
             if len(stopped):
-                t0 = stopped[0] * dt + 0.3 - approach / speed
-                return Path(pts, s0=0.0, speed=speed, wrap=False, t_start=t0)
-        t_start = rng.uniform(-path_len / speed, self.spec.n_frames * dt)
-        # keep crossing (from arc = approach to approach + 2|xs|) away from frames where the
-        # ego is within 25 m of the crosswalk
-        t_cross = (t_start + approach / speed, t_start + (approach + 2 * abs(xs)) / speed)
-        if len(near) and t_cross[1] > near[0] * dt - 1.0 and t_cross[0] < near[-1] * dt + 1.0:
-            t_start = near[0] * dt - 1.5 - path_len / speed
+                stop_start = stopped[0] * dt
+                # arc length at which the pedestrian has left the ego's lane (+-2 m around it)
+                lane_far_edge = abs(xs - (ego.x_lane - 2.0 * side))
+                t_exit = stop_start + rng.uniform(0.3, 0.9) * ego.stop_time
+                return Path(pts, s0=0.0, speed=speed, wrap=False,
+                            t_start=t_exit - (approach + lane_far_edge) / speed)
+        t_start = rng.uniform(-crossing[1] / speed, self.spec.n_frames * dt)
+        near = np.flatnonzero(np.abs(ego.z + 6 - zc) < 25)
+        t_on, t_off = t_start + crossing[0] / speed, t_start + crossing[1] / speed
+        if len(near) and t_off > near[0] * dt - 1.0 and t_on < near[-1] * dt + 1.0:
+            t_start = near[0] * dt - 1.5 - crossing[1] / speed
         return Path(pts, s0=0.0, speed=speed, wrap=False, t_start=t_start)
 
     def _add(self, cls: str, path: Path, rng, **kw) -> None:
@@ -353,9 +354,12 @@ class World:
                         x = side * (L.road_half + L.sidewalk * rng.uniform(0.3, 0.7))
                         self._add(WHC, self._lane_path(x, rng.choice((-1, 1)), z, rng.uniform(0.6, 1.2)), rng)
             for zc in self.crosswalks:
+                # the crosswalk where the ego waits has more spawn points: people cross there
+                stop = self.ego.stop_line is not None and abs(self.ego.stop_line + 4.0 - zc) < 1.0
                 for side in (-1, 1):
-                    if PED in p and rng.random() < p[PED]:
-                        self._add(PED, self._crossing_path(rng, zc, side), rng)
+                    for _ in range(3 if stop else 1):
+                        if PED in p and rng.random() < p[PED]:
+                            self._add(PED, self._crossing_path(rng, zc, side), rng)
             cyc_x = L.road_half - 0.9 if L.parking is False else L.road_half - 2.6
             if L.scenery == "houses":
                 cyc_x = L.road_half + L.sidewalk * 0.5
