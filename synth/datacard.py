@@ -281,6 +281,16 @@ def _all_classes(infos: Sequence[dict], videos: Sequence[_Video]) -> list[str]:
     return classes
 
 
+def _read_files(paths: list[Path]) -> tuple[list, list, list]:
+    """(per-file info, videos of all files, class names) of several split files."""
+    infos, videos = [], []
+    for path in paths:
+        info, file_videos = _read_file(path)
+        infos.append(info)
+        videos += file_videos
+    return infos, videos, _all_classes(infos, videos)
+
+
 def collect_stats(paths: list[Path], *, redundancy_pairs: int = 200, seed: int = 0) -> dict:
     """Figures of a dataset, computed from its split files.
 
@@ -311,12 +321,7 @@ def collect_stats(paths: list[Path], *, redundancy_pairs: int = 200, seed: int =
     if redundancy_pairs < 0:
         raise ValueError(f"redundancy_pairs must be >= 0, got {redundancy_pairs}")
     paths = [Path(p) for p in paths]
-    infos, videos = [], []
-    for path in paths:
-        info, file_videos = _read_file(path)
-        infos.append(info)
-        videos += file_videos
-    classes = _all_classes(infos, videos)
+    infos, videos, classes = _read_files(paths)
 
     splits: dict[str, dict] = {}
     files = {p: h5py.File(p, "r") for p in dict.fromkeys(paths)}
@@ -677,12 +682,7 @@ def render_montage(paths: list[Path], out_png: str | os.PathLike, *, n: int = 12
         raise ValueError(f"need n >= 1, cols >= 1 and tile_width >= 32, got n={n}, cols={cols}, "
                          f"tile_width={tile_width}")
     paths = [Path(p) for p in paths]
-    infos, videos = [], []
-    for path in paths:
-        info, file_videos = _read_file(path)
-        infos.append(info)
-        videos += file_videos
-    classes = _all_classes(infos, videos)
+    infos, videos, classes = _read_files(paths)
     palette = _colour_map(classes, colours)
     class_names = {Path(info["path"]): info["classes"] for info in infos}
     tiles = _pick_tiles(videos, n, np.random.default_rng(seed))
