@@ -88,6 +88,7 @@ def generate_dataset(*, preset: str, out: str | Path, scale: float = 1.0, resolu
     shard_dir.mkdir()
     start = time.perf_counter()
     results = []
+    written: dict[str, str] = {}
     try:
         jobs = [(s, scenario.classes, opts, str(shard_dir))
                 for s in sorted(specs, key=lambda s: -s.n_frames)]  # long ones first: balanced
@@ -104,7 +105,6 @@ def generate_dataset(*, preset: str, out: str | Path, scale: float = 1.0, resolu
                     bar.update(res.n_frames)
         bar.close()
         render_s = time.perf_counter() - start
-        written = {}
         for split in SPLITS:
             shards = sorted((r for r in results if r.split == split), key=lambda r: r.name)
             if not shards:
@@ -113,6 +113,10 @@ def generate_dataset(*, preset: str, out: str | Path, scale: float = 1.0, resolu
                 "classes": list(scenario.classes), "fps": scenario.fps, "split": split,
                 "generator_config": json.dumps(config, sort_keys=True), "seed": seed,
                 "command": command, "created_by": f"synth {synth.__version__}"}, overwrite=overwrite))
+    except BaseException:
+        for path in written.values():  # all splits or none: drop a split merged before the error
+            Path(path).unlink(missing_ok=True)
+        raise
     finally:
         shutil.rmtree(shard_dir, ignore_errors=True)
     elapsed = time.perf_counter() - start
