@@ -121,7 +121,9 @@ def load_scenario(preset: str) -> Scenario:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    return _parse(raw, str(path))
+    scenario = _parse(raw, str(path))
+    # provenance: the preset's name for built-in presets, the path as given otherwise
+    return dataclasses.replace(scenario, source=preset if path.parent == PRESET_DIR else str(path))
 
 
 def _fail(src: str, field: str, msg: str) -> ScenarioError:
