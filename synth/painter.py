@@ -93,14 +93,18 @@ class Painter:
         return shape
 
     def polygons(self, pcs: np.ndarray, color, owner: int = 0) -> None:
-        """Fill many polygons [n,k,3] (camera frame) of one colour.
+        """Fill many polygons [n,k,3] (camera frame) of one colour (lane dashes, zebra stripes).
 
-        Polygons with a vertex behind the near plane are dropped (used for small details like
-        windows and lane dashes; large surfaces go through ``part('poly')``, which clips).
+        Polygons in front of the near plane are filled in one call; those crossing it are
+        clipped one by one, so markings do not pop out of the bottom of the image.
         """
         if len(pcs) == 0:
             return
-        pcs = pcs[pcs[:, :, 2].min(axis=1) >= self.cam.near]
+        zmin, zmax = pcs[:, :, 2].min(axis=1), pcs[:, :, 2].max(axis=1)
+        front = zmin >= self.cam.near
+        for pc in pcs[~front & (zmax >= self.cam.near)]:
+            self.part("poly", pc, color, owner=owner)
+        pcs = pcs[front]
         if len(pcs):
             self.fill_many(to_fixed(self.cam.project_camera(pcs)), color, pcs, owner)
 
