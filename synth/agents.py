@@ -358,6 +358,8 @@ class Car(Agent):
                     ya, yb = y1 - 0.22, y1 - 0.07
                     quad = np.array([[xa, ya, zf], [xb, ya, zf], [xb, yb, zf], [xa, yb, zf]])
                     out.append(("poly", quad, col, 0.0, lights_on))
+                    if lights_on:  # a lamp of at least one pixel, so far cars show their lights
+                        out.append(("ball", quad.mean(axis=0) + [0, 0, 0.02 * n[2]], col, 0.07, True))
             if n[0] != 0 and not coarse:  # the side we see: wheels with a turning hub
                 for wz in wheel_zs:
                     c = np.array([side * (W / 2 + 0.01), r, wz])

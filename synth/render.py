@@ -129,7 +129,11 @@ class SequenceRenderer:
             q = np.array([[xa, y, za], [xb, y, za], [xb, y, zb], [xa, y, zb]])
             p.part("poly", self._to_cam(q), colour)
 
-        a = pal.ambient  # the verge is part of the background image
+        a = pal.ambient
+        if p.surface is not None:
+            # the verge is part of the background image; for depth / flow it must also be a
+            # ground surface (same colour, so the frames are identical with or without it)
+            strip(-400, 400, shade(pal.verge, a))
         rh = L.road_half
         if L.sidewalk > 0:
             for s in (-1, 1):

@@ -164,7 +164,7 @@ def _parse(raw: dict, src: str) -> Scenario:
         if c not in KNOWN_CLASSES:
             raise _fail(src, "classes", f"synth cannot render {c!r}; it renders {', '.join(KNOWN_CLASSES)}")
     fps = raw.get("fps", 25)
-    if not isinstance(fps, (int, float)) or fps <= 0:
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
         raise _fail(src, "fps", f"must be a positive number, got {fps!r}")
     length = raw.get("length_s", [10.0, 30.0])
     if (not isinstance(length, list) or len(length) != 2
@@ -202,7 +202,7 @@ def _parse(raw: dict, src: str) -> Scenario:
         for c, p in spawn.items():
             if c not in classes:
                 raise _fail(src, f"{where}spawn.{c}", f"not a class of this scenario ({', '.join(classes)})")
-            if not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
                 raise _fail(src, f"{where}spawn.{c}", f"probability must be in [0, 1], got {p!r}")
         parsed.append(Subset(
             name=s["name"], split=s["split"], sequences=n,
