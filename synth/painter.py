@@ -47,18 +47,23 @@ class Painter:
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _surface_index(self, pc: np.ndarray, owner: int) -> int:
-        """Register the plane of camera points ``pc`` [k,3] and return its index."""
+        """Register the plane of camera points ``pc`` [k,3] and return its index.
+
+        A polygon's plane passes through its first three vertices; a line or a ball gets a
+        camera-facing plane at its mean depth. Plain floats: this runs once per drawn part.
+        """
         if self.surface is None:
             return -1
-        n = None
+        n = (0.0, 0.0, 1.0)
         if len(pc) >= 3:
-            n = np.cross(pc[1] - pc[0], pc[2] - pc[0])
-            norm = np.linalg.norm(n)
-            n = n / norm if norm > 1e-9 else None
-        if n is None:  # a line or a ball: a fronto-parallel plane at its mean depth
-            n = np.array([0.0, 0.0, 1.0])
-        d = -float(n @ pc.mean(axis=0))
-        self.planes.append((n, d))
+            (ax, ay, az), (bx, by, bz), (cx, cy, cz) = pc[0].tolist(), pc[1].tolist(), pc[2].tolist()
+            ux, uy, uz, vx, vy, vz = bx - ax, by - ay, bz - az, cx - ax, cy - ay, cz - az
+            nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+            norm = (nx * nx + ny * ny + nz * nz) ** 0.5
+            if norm > 1e-9:
+                n = (nx / norm, ny / norm, nz / norm)
+        mx, my, mz = pc.mean(axis=0).tolist()
+        self.planes.append((n, -(n[0] * mx + n[1] * my + n[2] * mz)))
         self.owners.append(owner)
         return len(self.planes) - 1
 
@@ -127,19 +132,28 @@ class Painter:
 
     # -- derived buffers ------------------------------------------------------------------------
     def depth(self) -> np.ndarray:
-        """Depth along the optical axis [H,W] float32 (inf where only sky is seen)."""
+        """Depth along the optical axis [H,W] float32 (inf where only sky is seen); cached.
+
+        For the plane n.X + d = 0 seen at a pixel with ray r = ((x - cx)/f, -(y - cy)/f, 1),
+        depth = -d / (n.r). The ray is separable in x and y, so no [H,W,3] array is built.
+        """
         if self.surface is None:
             raise RuntimeError("Painter was built without surfaces=True")
-        rays = self.cam.ray_directions()
-        normals = np.array([p[0] for p in self.planes] + [[0.0, 0.0, 1.0]])
-        offsets = np.array([p[1] for p in self.planes] + [np.inf])
-        idx = np.where(self.surface >= 0, self.surface, len(self.planes))
-        n = normals[idx]
-        denom = np.einsum("hwc,hwc->hw", n, rays)
+        if getattr(self, "_depth", None) is not None:
+            return self._depth
+        cam = self.cam
+        S = len(self.planes)
+        normals = np.array([p[0] for p in self.planes] + [[0.0, 0.0, 1.0]], np.float32)
+        offsets = np.array([p[1] for p in self.planes] + [np.inf], np.float32)
+        idx = np.where(self.surface >= 0, self.surface, S)
+        rx = ((np.arange(cam.width) - cam.cx) / cam.f).astype(np.float32)
+        ry = (-(np.arange(cam.height) - cam.cy) / cam.f).astype(np.float32)
+        denom = normals[idx, 0] * rx[None, :] + normals[idx, 1] * ry[:, None] + normals[idx, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             z = -offsets[idx] / denom
-        z[(idx == len(self.planes)) | ~np.isfinite(z) | (z <= 0)] = np.inf
-        return z.astype(np.float32)
+        z[(idx == S) | ~np.isfinite(z) | (z <= 0)] = np.inf
+        self._depth = z
+        return z
 
 
 class Shape:

@@ -59,19 +59,21 @@ class ShardWriter:
         T, H, W = self.n_frames, self.height, self.width
         self._dense = {"frames": self._group.create_dataset(
             "frames", shape=(T, H, W, 3), dtype=np.uint8, chunks=(1, H, W, 3), **opts)}
+        # byte shuffling makes multi-byte arrays (ids, depth, flow) compress smaller and faster
+        opts_multibyte = dict(opts, shuffle=True)
         if masks:
             self._dense["masks"] = self._group.create_dataset(
-                "masks", shape=(T, H, W), dtype=np.uint16, chunks=(1, H, W), **opts)
+                "masks", shape=(T, H, W), dtype=np.uint16, chunks=(1, H, W), **opts_multibyte)
         if depth:
             self._dense["depth"] = self._group.create_dataset(
-                "depth", shape=(T, H, W), dtype=np.float32, chunks=(1, H, W), **opts)
+                "depth", shape=(T, H, W), dtype=np.float32, chunks=(1, H, W), **opts_multibyte)
         if flow:
             # A one-frame video has an empty [0,H,W,2] flow; h5py refuses a chunk larger than a
             # fixed-size dataset, so an empty one is made resizable along T.
             n_flow = max(T - 1, 0)
             self._dense["flow"] = self._group.create_dataset(
                 "flow", shape=(n_flow, H, W, 2), maxshape=(None if n_flow == 0 else n_flow, H, W, 2),
-                dtype=np.float32, chunks=(1, H, W, 2), **opts)
+                dtype=np.float32, chunks=(1, H, W, 2), **opts_multibyte)
         self._boxes: dict[str, list[np.ndarray]] = {k: [] for k in BOX_ARRAYS}
         self._t = 0
         for key, value in attrs.items():

@@ -329,7 +329,7 @@ def test_flow_of_the_road_is_exact(dense):
         uv0 = np.stack(np.meshgrid(np.arange(DW), np.arange(DH)), -1)
         expected = uv1 - uv0
         err = np.abs(flow - expected)[road]
-        assert err.max() < 1e-3, err.max()
+        assert err.max() < 1 / 512 + 5e-4, err.max()  # stored rounded to 1/256 px
         # the ego moves: the road at the bottom of the frame streams down
         assert np.median(flow[-10:, :, 1][road[-10:]]) > 1.0
 
