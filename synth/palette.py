@@ -76,11 +76,6 @@ def fog_amount(distance: float, start: float, far: float) -> float:
     return a * math.sqrt(a) * 0.85
 
 
-def fogged(color, fog, distance: float, start: float, far: float, ambient: float = 1.0) -> tuple:
-    """``color`` times ``ambient``, blended towards ``fog`` with distance (from ``start`` to ``far``)."""
-    return mix(color, fog, fog_amount(distance, start, far), ambient)
-
-
 def mix(color, fog, a: float, ambient: float = 1.0) -> tuple:
     """``(1 - a) * ambient * color + a * fog`` as ints (the per-part hot path: plain floats)."""
     k = (1.0 - a) * ambient

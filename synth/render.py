@@ -21,7 +21,7 @@ from synth.camera import Camera
 from synth.painter import Painter, project_parts
 from synth.scenery import PackedBuildings, PackedProps
 from synth.agents import local_to_world
-from synth.palette import Palette, fog_amount, fogged, mix, palette_for, shade, sky_image
+from synth.palette import Palette, fog_amount, mix, palette_for, shade, sky_image
 from synth.world import World
 
 #: ground strips are drawn from a little behind the camera to the far distance

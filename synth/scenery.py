@@ -8,7 +8,6 @@ handful of items in view to issue the OpenCV fills.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -201,7 +200,3 @@ class PackedProps:
             return
         for j, b in enumerate(balls):
             ball(2 + j, mix(pal.canopy[b[4] % len(pal.canopy)], fog, a, amb), b[3])
-
-
-def prop_distance(q, cx: float, cz: float) -> float:
-    return math.hypot(q.x - cx, q.z - cz)

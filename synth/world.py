@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from synth.agents import CAR, CYC, PED, WHC, AGENT_TYPES, Agent, Car, Path
+from synth.agents import CAR, CYC, PED, WHC, AGENT_TYPES, Agent, Path
 from synth.scenario import SequenceSpec
 
 
@@ -79,10 +79,6 @@ class Building:
     roof: float           # gable height above the box (houses), 0 = flat
     roof_colour: tuple
     door: np.ndarray | None
-
-    @property
-    def z_range(self) -> tuple[float, float]:
-        return float(self.lo[2]), float(self.hi[2])
 
 
 @dataclasses.dataclass
