@@ -18,7 +18,6 @@ class Palette:
     sky_bottom: tuple
     fog: tuple
     road: tuple
-    road_wet_shine: float
     marking: tuple
     sidewalk: tuple
     curb: tuple
@@ -34,7 +33,7 @@ def palette_for(season: str, daytime: str, weather: str) -> Palette:
     """The palette of one condition."""
     p = Palette(
         sky_top=(92, 140, 214), sky_bottom=(196, 218, 240), fog=(200, 214, 228),
-        road=(88, 88, 92), road_wet_shine=0.0, marking=(236, 236, 228), sidewalk=(168, 164, 158),
+        road=(88, 88, 92), marking=(236, 236, 228), sidewalk=(168, 164, 158),
         curb=(196, 192, 186), verge=(86, 140, 58),
         canopy=[(52, 118, 44), (70, 138, 52), (40, 96, 36), (88, 150, 60)], trunk=(92, 68, 48),
         roof=None, ambient=1.0, snow_ground=False)
@@ -57,7 +56,6 @@ def palette_for(season: str, daytime: str, weather: str) -> Palette:
         p.sky_top, p.sky_bottom = (104, 110, 120), (158, 162, 168)
         p.fog = (150, 154, 160)
         p.road = (62, 64, 68)
-        p.road_wet_shine = 0.35
         p.ambient = 0.78
     if daytime == "night":
         p.sky_top, p.sky_bottom = (6, 8, 22), (24, 28, 48)
