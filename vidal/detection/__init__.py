@@ -1,0 +1,18 @@
+"""Detectors: the framework-neutral interface (base) and its backends.
+
+Importing this package registers the backends in :data:`vidal.registry.DETECTORS`.
+"""
+
+from vidal.detection.base import CHECKPOINT_FORMAT, Detector, Predictions, load_detector
+from vidal.detection.torchvision_frcnn import (
+    BACKBONES,
+    PROFILES,
+    FasterRCNNConfig,
+    FasterRCNNDetector,
+    build_faster_rcnn,
+    profile,
+    train_one_epoch,
+)
+
+__all__ = ["BACKBONES", "CHECKPOINT_FORMAT", "PROFILES", "Detector", "FasterRCNNConfig", "FasterRCNNDetector",
+           "Predictions", "build_faster_rcnn", "load_detector", "profile", "train_one_epoch"]

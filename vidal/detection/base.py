@@ -1,0 +1,101 @@
+"""Framework-neutral detector interface (design.md 1, 3).
+
+A detector consumes frames as plain dicts and images as numpy arrays, and produces one
+:class:`Predictions` per frame. Nothing here imports torch, so acquisitions, trackers and the AL
+loop depend only on this module.
+
+Frame dict (training input), the contract of ``vidal.data`` datasets:
+
+- ``image``:  uint8 ``[H, W, 3]`` RGB
+- ``boxes``:  float32 ``[M, 4]`` ``x1, y1, x2, y2`` in pixels of ``image`` (``M`` may be 0)
+- ``labels``: int64 ``[M]`` class ids in ``1..C`` (0 is background)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+CHECKPOINT_FORMAT = "vidal-detector-v1"
+
+
+@dataclass
+class Predictions:
+    """Detections of one frame, after score threshold and NMS.
+
+    Attributes:
+        boxes:  float32 ``[N, 4]``, ``x1, y1, x2, y2`` in pixels of the input image.
+        scores: float32 ``[N]``, ``scores[i] == probs[i, labels[i]]``.
+        labels: int64 ``[N]``, class ids in ``1..C``.
+        probs:  float32 ``[N, C + 1]``, the full softmax row (background at column 0) of the
+            proposal each detection came from; rows sum to 1. Entropy / margin / least-confidence
+            acquisitions (thesis 2.5.2) read this. With per-class box regression (Faster R-CNN),
+            one proposal can yield detections of several classes; they then share the same row,
+            so ``labels[i]`` is not always ``argmax(probs[i])``.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.probs = np.asarray(self.probs, dtype=np.float32)
+        n = len(self.boxes)
+        if self.probs.ndim != 2 or len(self.probs) != n or len(self.scores) != n or len(self.labels) != n:
+            raise ValueError(f"Predictions: inconsistent shapes boxes {self.boxes.shape}, scores "
+                             f"{self.scores.shape}, labels {self.labels.shape}, probs {self.probs.shape}")
+
+    @classmethod
+    def empty(cls, num_classes: int) -> Predictions:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                   np.zeros((0, num_classes + 1), np.float32))
+
+    @property
+    def num_classes(self) -> int:
+        return self.probs.shape[1] - 1
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the AL loop needs from a detector backend.
+
+    ``train`` fine-tunes in place from the current weights (thesis 2.5.1: each cycle starts from
+    the model of the previous cycle); schedule arguments left ``None`` come from the backend's
+    config. ``predict`` never changes the weights.
+    """
+
+    num_classes: int
+    class_names: list[str]
+
+    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
+              **schedule: Any) -> list[dict[str, float]]: ...
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path, **expect: Any) -> Detector: ...
+
+
+def load_detector(path: str | Path, **expect: Any) -> Detector:
+    """Load any vidal detector checkpoint, dispatching on its ``backend`` through DETECTORS."""
+    import torch
+
+    from vidal.registry import DETECTORS
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+    return DETECTORS.get(ckpt["backend"]).load(path, **expect)

@@ -1,0 +1,545 @@
+"""Faster R-CNN [Ren et al. 2015] on torchvision, as in thesis 2.5.1.
+
+Thesis 2.5.1 setup (all in :class:`FasterRCNNConfig`, every number configurable): SGD momentum
+0.9, lr 0.02, 10 epochs, lr divided by 5 after epochs 5 and 7, batch size 12, images resized to a
+fixed height of 300 px preserving the aspect ratio, COCO-pretrained start, each AL cycle fine-tunes
+the model of the previous cycle.
+
+What differs from stock torchvision:
+
+- :class:`FixedHeightTransform` resizes every image to ``height`` (optionally capped at
+  ``max_width``) instead of torchvision's shorter-side rule; boxes are mapped back to the pixels
+  of the original image by torchvision's ``postprocess``.
+- :class:`ProbRoIHeads` keeps, for every detection kept after score threshold + NMS, the full
+  softmax row ``[C + 1]`` of the proposal it came from (torchvision drops it; entropy and margin
+  acquisitions need it).
+- ``weights`` is a *path* to a torchvision Faster R-CNN state dict (e.g. the COCO
+  ``fasterrcnn_resnet50_fpn`` one, 91 classes); its box predictor is replaced for ``num_classes``.
+  Nothing is ever downloaded.
+
+Backbones: ``resnet50_fpn`` (torchvision's fasterrcnn_resnet50_fpn layout), ``mobilenet_v3_fpn``
+(fasterrcnn_mobilenet_v3_large_fpn layout), ``resnet18_fpn`` (resnet_fpn_backbone("resnet18")).
+Without weights the backbone uses trainable BatchNorm and all layers train; with weights it uses
+FrozenBatchNorm2d, as torchvision does for pretrained models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import boxes as box_ops
+
+from vidal.detection.base import CHECKPOINT_FORMAT, Predictions
+from vidal.registry import DETECTORS
+
+BACKEND = "torchvision_frcnn"
+BACKBONES = ("resnet18_fpn", "resnet50_fpn", "mobilenet_v3_fpn")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class FasterRCNNConfig:
+    """Every number of the detector and its training schedule. Defaults: thesis 2.5.1 (SYNTHIA-AL)
+    for the schedule, torchvision defaults for the RPN / RoI heads."""
+
+    backbone: str = "resnet18_fpn"
+    weights: str | None = None          # path to a torchvision Faster R-CNN state dict (e.g. COCO)
+    norm: str = "auto"                  # "frozen_bn" | "bn"; auto: frozen_bn with weights, else bn
+    trainable_layers: int | None = None  # backbone stages trained; None: 3 with weights, else all
+    # input size: fixed height, aspect ratio kept (thesis: 300 px)
+    height: int = 300
+    max_width: int = 2000               # cap for very wide frames
+    # schedule (thesis 2.5.1, SYNTHIA-AL; ImageNet-VID: lr 0.001, epochs 6, milestones (3, 5))
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    milestones: tuple[int, ...] = (5, 7)  # epochs after which lr *= gamma
+    gamma: float = 0.2                    # "reduce the learning rate by a factor of 5"
+    warmup_iters: int = 0                 # linear warm-up from lr/1000 (torchvision references); 0 = off
+    batch_size: int = 12
+    grad_clip: float | None = 10.0        # max grad norm; guards the high lr when training from scratch
+    hflip: float = 0.5                    # probability of a horizontal flip per training image
+    seed: int = 0
+    # RPN
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    rpn_batch_size_per_image: int = 256
+    rpn_positive_fraction: float = 0.5
+    # RoI heads
+    box_batch_size_per_image: int = 512
+    box_positive_fraction: float = 0.25
+    box_score_thresh: float = 0.05       # thesis evaluates at 0.5: filter later, acquisitions want more
+    box_nms_thresh: float = 0.5
+    box_detections_per_img: int = 100
+    # runtime
+    predict_batch_size: int = 8
+    device: str = "auto"                 # "auto" = cuda if available, else cpu
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES)}")
+        for name in ("height", "max_width", "epochs", "batch_size", "predict_batch_size",
+                     "rpn_batch_size_per_image", "box_batch_size_per_image", "box_detections_per_img"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.norm not in ("auto", "frozen_bn", "bn"):
+            raise ValueError(f"norm must be auto, frozen_bn or bn, got {self.norm!r}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
+
+    def replace(self, **changes: Any) -> FasterRCNNConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FasterRCNNConfig:
+        """Strict: unknown keys are an error (design.md 5.6)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown FasterRCNNConfig keys {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+
+#: Presets. ``cpu`` samples fewer anchors / proposals / RoIs: a few times cheaper RoI heads, the
+#: same architecture and checkpoints (sampling sizes are not weights).
+PROFILES: dict[str, FasterRCNNConfig] = {
+    "default": FasterRCNNConfig(),
+    "cpu": FasterRCNNConfig(
+        rpn_batch_size_per_image=64,
+        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
+        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+        box_batch_size_per_image=64, box_detections_per_img=50,
+        batch_size=4, device="cpu",
+    ),
+}
+
+
+def profile(name: str, **overrides: Any) -> FasterRCNNConfig:
+    """A preset config with some fields replaced: ``profile("cpu", backbone="mobilenet_v3_fpn")``."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}")
+    return PROFILES[name].replace(**overrides)
+
+
+# --------------------------------------------------------------------------- model pieces
+
+
+class FixedHeightTransform(GeneralizedRCNNTransform):
+    """Resize to a fixed height, aspect ratio kept, width capped at ``max_width`` (thesis 2.5.1).
+
+    ``postprocess`` (inherited) maps boxes back to the original image size.
+    """
+
+    def __init__(self, height: int, max_width: int, image_mean: list[float], image_std: list[float]):
+        super().__init__(min_size=height, max_size=max_width, image_mean=image_mean, image_std=image_std)
+        self.height = height
+        self.max_width = max_width
+
+    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None):
+        h, w = image.shape[-2:]
+        scale = self.height / h
+        if w * scale > self.max_width:
+            scale = self.max_width / w
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if size != (h, w):
+            image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+        if target is not None:
+            target["boxes"] = resize_boxes(target["boxes"], (h, w), image.shape[-2:])
+        return image, target
+
+
+class ProbRoIHeads(RoIHeads):
+    """RoIHeads that also returns ``probs [N, C+1]`` per kept detection at inference.
+
+    Same filtering as torchvision's ``postprocess_detections`` (clip, drop background, score
+    threshold, drop tiny boxes, per-class NMS, top-k), carrying each candidate's proposal index so
+    the softmax row of that proposal can be returned with it.
+    """
+
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        device = class_logits.device
+        num_classes = class_logits.shape[-1]
+        boxes_per_image = [len(p) for p in proposals]
+        pred_boxes = self.box_coder.decode(box_regression, proposals)
+        pred_scores = F.softmax(class_logits, -1)
+
+        all_boxes, all_scores, all_labels, all_probs = [], [], [], []
+        for boxes, scores, image_shape in zip(pred_boxes.split(boxes_per_image, 0),
+                                              pred_scores.split(boxes_per_image, 0), image_shapes):
+            rows = scores
+            boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
+            labels = torch.arange(num_classes, device=device).view(1, -1).expand_as(scores)
+            prop = torch.arange(len(scores), device=device).view(-1, 1).expand_as(scores)
+            boxes, scores, labels, prop = boxes[:, 1:], scores[:, 1:], labels[:, 1:], prop[:, 1:]
+            boxes, scores = boxes.reshape(-1, 4), scores.reshape(-1)
+            labels, prop = labels.reshape(-1), prop.reshape(-1)
+
+            keep = torch.where(scores > self.score_thresh)[0]
+            boxes, scores, labels, prop = boxes[keep], scores[keep], labels[keep], prop[keep]
+            keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
+            boxes, scores, labels, prop = boxes[keep], scores[keep], labels[keep], prop[keep]
+            keep = box_ops.batched_nms(boxes, scores, labels, self.nms_thresh)[: self.detections_per_img]
+            boxes, scores, labels, prop = boxes[keep], scores[keep], labels[keep], prop[keep]
+
+            all_boxes.append(boxes)
+            all_scores.append(scores)
+            all_labels.append(labels)
+            all_probs.append(rows[prop])
+        self._last_probs = all_probs
+        return all_boxes, all_scores, all_labels
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if not self.training:
+            for r, p in zip(result, self._last_probs):
+                r["probs"] = p
+            self._last_probs = []
+        return result, losses
+
+
+def resolve_config(cfg: FasterRCNNConfig) -> FasterRCNNConfig:
+    """Replace the ``auto`` / ``None`` fields by what they mean for this config (saved that way, so
+    a checkpoint rebuilds the same modules without its weights file)."""
+    pretrained = cfg.weights is not None
+    norm = cfg.norm if cfg.norm != "auto" else ("frozen_bn" if pretrained else "bn")
+    max_layers = 6 if cfg.backbone == "mobilenet_v3_fpn" else 5
+    layers = cfg.trainable_layers if cfg.trainable_layers is not None else (3 if pretrained else max_layers)
+    if not 0 <= layers <= max_layers:
+        raise ValueError(f"trainable_layers for {cfg.backbone} must be in 0..{max_layers}, got {layers}")
+    return cfg.replace(norm=norm, trainable_layers=layers)
+
+
+def _backbone(cfg: FasterRCNNConfig) -> tuple[nn.Module, AnchorGenerator | None]:
+    name, layers = cfg.backbone, cfg.trainable_layers
+    norm = FrozenBatchNorm2d if cfg.norm == "frozen_bn" else nn.BatchNorm2d
+    if name in ("resnet18_fpn", "resnet50_fpn"):
+        bb = resnet_fpn_backbone(backbone_name=name.split("_")[0], weights=None, norm_layer=norm,
+                                 trainable_layers=layers)
+        return bb, None  # FasterRCNN's default anchors (32..512, one size per FPN level)
+    if name == "mobilenet_v3_fpn":
+        bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, norm_layer=norm,
+                                trainable_layers=layers)
+        sizes = ((32, 64, 128, 256, 512),) * 3  # as torchvision's fasterrcnn_mobilenet_v3_large_fpn
+        return bb, AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
+
+
+def load_torchvision_weights(model: FasterRCNN, path: str | Path) -> list[str]:
+    """Load a torchvision Faster R-CNN state dict of the same backbone (any class count, e.g. the
+    91-class COCO one) into ``model``, skipping the box predictor when its shape differs.
+
+    Accepts a bare state dict or a dict with a ``model`` / ``state_dict`` entry. Returns the
+    names of the skipped (freshly initialised) keys. Any other missing or unexpected key is an
+    error: a state dict of another backbone must not load silently.
+    """
+    sd = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(sd, dict) and sd.get("format") == CHECKPOINT_FORMAT:
+        sd = sd["state_dict"]
+    elif isinstance(sd, dict) and isinstance(sd.get("model", sd.get("state_dict")), dict):
+        sd = sd.get("model", sd.get("state_dict"))
+    own = model.state_dict()
+    skipped = [k for k in list(sd) if k.startswith("roi_heads.box_predictor.")
+               and k in own and sd[k].shape != own[k].shape]
+    # BatchNorm2d state dicts carry num_batches_tracked, FrozenBatchNorm2d ones do not
+    sd = {k: v for k, v in sd.items() if k not in skipped
+          and not (k.endswith("num_batches_tracked") and k not in own)}
+    wrong = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path}: not a torchvision Faster R-CNN state dict for this backbone "
+                         f"({len(missing)} missing keys, e.g. {missing[:2]}; {len(unexpected)} unexpected, "
+                         f"e.g. {unexpected[:2]}; {len(wrong)} of another shape, e.g. {wrong[:2]})")
+    model.load_state_dict(sd, strict=False)
+    return skipped
+
+
+def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weights: str | Path | None = None,
+                      config: FasterRCNNConfig | None = None, **overrides: Any) -> FasterRCNN:
+    """Faster R-CNN (torchvision ``nn.Module``) for ``num_classes`` object classes (+ background).
+
+    Args:
+        num_classes: C, the number of object classes; the predictor has C + 1 outputs.
+        backbone: one of ``BACKBONES``.
+        weights: path to a torchvision state dict for this backbone (COCO: 91 classes); its box
+            predictor is re-initialised for ``num_classes``. ``None``: random initialisation.
+        config: the remaining numbers (input height, RPN / RoI sizes); ``overrides`` replace fields.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    cfg = resolve_config((config or FasterRCNNConfig()).replace(
+        backbone=backbone, weights=None if weights is None else str(weights), **overrides))
+    if weights is not None and not Path(weights).is_file():
+        raise ValueError(f"weights file {weights} does not exist (weights are never downloaded)")
+    body, anchors = _backbone(cfg)
+    model = FasterRCNN(
+        body, num_classes=None if weights is not None else num_classes + 1,
+        rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
+        rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
+        rpn_nms_thresh=cfg.rpn_nms_thresh, rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
+        rpn_positive_fraction=cfg.rpn_positive_fraction,
+        box_predictor=None if weights is None else FastRCNNPredictor(1024, num_classes + 1),
+        box_score_thresh=cfg.box_score_thresh, box_nms_thresh=cfg.box_nms_thresh,
+        box_detections_per_img=cfg.box_detections_per_img,
+        box_batch_size_per_image=cfg.box_batch_size_per_image, box_positive_fraction=cfg.box_positive_fraction,
+    )
+    # swap in the two extensions; same parameters, so state dicts stay torchvision-compatible
+    model.roi_heads.__class__ = ProbRoIHeads
+    t = model.transform
+    model.transform = FixedHeightTransform(cfg.height, cfg.max_width, t.image_mean, t.image_std)
+    if weights is not None:
+        load_torchvision_weights(model, weights)
+    return model
+
+
+# --------------------------------------------------------------------------- engine (design 5.4)
+
+
+def _to_tensor(image: np.ndarray) -> Tensor:
+    """uint8 [H, W, 3] RGB -> float32 [3, H, W] in [0, 1]."""
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {a.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+    return t.float().div_(255.0) if a.dtype == np.uint8 else t.float()
+
+
+def frame_to_sample(frame: dict, *, hflip: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+    """Frame dict -> (image tensor, torchvision target), optionally flipped horizontally."""
+    img = _to_tensor(frame["image"])
+    boxes = torch.as_tensor(np.asarray(frame["boxes"], np.float32).reshape(-1, 4))
+    labels = torch.as_tensor(np.asarray(frame["labels"], np.int64).reshape(-1))
+    if hflip:
+        img = img.flip(-1)
+        w = img.shape[-1]
+        boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
+    return img, {"boxes": boxes, "labels": labels}
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+                    batches: Iterable[tuple[list[Tensor], list[dict[str, Tensor]]]], device: torch.device, *,
+                    grad_clip: float | None = None, warmup: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    max_iters: int | None = None) -> list[dict[str, float]]:
+    """One pass over ``batches`` (as torchvision references/detection/engine.py).
+
+    Returns one dict of losses per iteration (``loss`` = their sum). Stops after ``max_iters``.
+    """
+    model.train()
+    history = []
+    for it, (images, targets) in enumerate(batches):
+        if max_iters is not None and it >= max_iters:
+            break
+        images = [im.to(device) for im in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if warmup is not None:
+            warmup.step()
+        history.append({"loss": loss.item(), **{k: v.item() for k, v in losses.items()}})
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Sequence[np.ndarray], device: torch.device, *, num_classes: int,
+            batch_size: int = 8) -> list[Predictions]:
+    """Run ``model`` (built by :func:`build_faster_rcnn`) on RGB images; boxes in input pixels."""
+    model.eval()
+    out: list[Predictions] = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        res = model([_to_tensor(im).to(device) for im in chunk])
+        for im, r in zip(chunk, res):
+            h, w = np.asarray(im).shape[:2]
+            boxes = r["boxes"].cpu()
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+            probs = r["probs"].cpu()
+            if probs.shape[1] != num_classes + 1:
+                raise RuntimeError(f"model has {probs.shape[1] - 1} classes, expected {num_classes}")
+            out.append(Predictions(boxes.numpy(), r["scores"].cpu().numpy(), r["labels"].cpu().numpy(),
+                                   probs.numpy()))
+    return out
+
+
+# --------------------------------------------------------------------------- Detector
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@DETECTORS.register(BACKEND)
+class FasterRCNNDetector:
+    """:class:`vidal.detection.base.Detector` backed by torchvision Faster R-CNN.
+
+    >>> det = FasterRCNNDetector(class_names=["car", "bike"], config=profile("cpu"))  # doctest: +SKIP
+    >>> det.train(frames, epochs=1); preds = det.predict([f["image"] for f in frames])  # doctest: +SKIP
+    """
+
+    backend = BACKEND
+
+    def __init__(self, *, class_names: Sequence[str], config: FasterRCNNConfig | None = None,
+                 model: nn.Module | None = None):
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.config = resolve_config(config or FasterRCNNConfig())
+        self.device = _resolve_device(self.config.device)
+        self.model = model if model is not None else build_faster_rcnn(
+            num_classes=self.num_classes, backbone=self.config.backbone, weights=self.config.weights,
+            config=self.config)
+        self.model.to(self.device)
+        self._rng = np.random.default_rng(self.config.seed)
+        self._generator = torch.Generator().manual_seed(self.config.seed)
+
+    # ---- training
+    def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float):
+        order = torch.randperm(len(frames), generator=self._generator).tolist()
+        for s in range(0, len(order), batch_size):
+            samples = [frame_to_sample(frames[i], hflip=bool(self._rng.random() < hflip))
+                       for i in order[s:s + batch_size]]
+            yield [s[0] for s in samples], [s[1] for s in samples]
+
+    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
+              lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
+              batch_size: int | None = None, progress: bool = False) -> list[dict[str, float]]:
+        """Fine-tune in place from the current weights on labeled frames.
+
+        SGD (momentum, weight decay from the config), lr multiplied by ``gamma`` after each epoch in
+        ``milestones``. ``iterations`` caps the total number of optimizer steps (None: full epochs).
+        Returns the per-iteration losses, each with its ``epoch`` and ``lr``.
+        """
+        cfg = self.config
+        epochs = cfg.epochs if epochs is None else epochs
+        lr = cfg.lr if lr is None else lr
+        milestones = cfg.milestones if milestones is None else tuple(milestones)
+        gamma = cfg.gamma if gamma is None else gamma
+        batch_size = cfg.batch_size if batch_size is None else batch_size
+        if len(frames) == 0:
+            raise ValueError("train() needs at least one labeled frame")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
+        warm = None
+        if cfg.warmup_iters > 0:
+            warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-3, total_iters=cfg.warmup_iters)
+        history: list[dict[str, float]] = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=epochs, desc="train", unit="epoch")
+        for epoch in range(epochs):
+            left = None if iterations is None else iterations - len(history)
+            if left is not None and left <= 0:
+                break
+            cur_lr = opt.param_groups[0]["lr"]
+            rows = train_one_epoch(self.model, opt, self._batches(frames, batch_size, cfg.hflip), self.device,
+                                   grad_clip=cfg.grad_clip, warmup=warm, max_iters=left)
+            history += [{**r, "epoch": epoch, "lr": cur_lr} for r in rows]
+            sched.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}" if rows else "-")
+        if bar is not None:
+            bar.close()
+        self.model.eval()
+        return history
+
+    # ---- inference
+    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        return predict(self.model, images, self.device, num_classes=self.num_classes,
+                       batch_size=self.config.predict_batch_size)
+
+    # ---- checkpoints
+    def checkpoint(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "backend": BACKEND, "backbone": self.config.backbone,
+                "num_classes": self.num_classes, "class_names": self.class_names,
+                "config": dataclasses.asdict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "torch": torch.__version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def save(self, path: str | Path) -> None:
+        """Write a ``vidal-detector-v1`` checkpoint (atomic: temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.checkpoint(), tmp)
+        tmp.replace(path)
+
+    @staticmethod
+    def _read(path: str | Path) -> dict:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+        if ckpt.get("backend") != BACKEND:
+            raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {BACKEND!r}")
+        return ckpt
+
+    @staticmethod
+    def _check(path, ckpt: dict, backbone: str | None, num_classes: int | None) -> None:
+        want_bb = ckpt["backbone"] if backbone is None else backbone
+        want_nc = ckpt["num_classes"] if num_classes is None else num_classes
+        if (want_bb, want_nc) != (ckpt["backbone"], ckpt["num_classes"]):
+            raise ValueError(f"{path}: checkpoint has backbone {ckpt['backbone']} and {ckpt['num_classes']} "
+                             f"classes; the config asks for {want_bb} with {want_nc} classes")
+
+    @classmethod
+    def load(cls, path: str | Path, *, backbone: str | None = None, num_classes: int | None = None,
+             config: FasterRCNNConfig | None = None, **overrides: Any) -> FasterRCNNDetector:
+        """Rebuild a detector from a checkpoint.
+
+        ``backbone`` / ``num_classes`` (or ``config.backbone``) state what the caller expects; a
+        mismatch raises one ``ValueError`` line naming both. ``config`` / ``overrides`` replace the
+        saved config (e.g. a new schedule or device); architecture fields must still match.
+        """
+        ckpt = cls._read(path)
+        if config is not None and backbone is None:
+            backbone = config.backbone
+        cls._check(path, ckpt, backbone, num_classes)
+        cfg = config or FasterRCNNConfig.from_dict({**ckpt["config"], "weights": None})
+        # the module layout (BatchNorm kind) is the checkpoint's, whatever the caller's config says
+        cfg = cfg.replace(**{"weights": None, "norm": ckpt["config"].get("norm", "auto"), **overrides})
+        det = cls(class_names=ckpt["class_names"], config=cfg)
+        det.model.load_state_dict(ckpt["state_dict"])
+        det.model.to(det.device).eval()
+        return det
+
+    def load_weights(self, path: str | Path) -> None:
+        """Fine-tuning start: load the weights of a checkpoint of the same backbone and class count."""
+        ckpt = self._read(path)
+        self._check(path, ckpt, self.config.backbone, self.num_classes)
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.model.to(self.device)
