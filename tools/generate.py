@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
 from synth.generate import GenerateError, generate_dataset
 from synth.scenario import ScenarioError, available_presets
+from vidal.cli import command_line, one_line_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,16 +35,12 @@ from synth.scenario import ScenarioError, available_presets
 def main(preset, scale, resolution, seed, workers, out, overwrite, masks, depth, flow, compression,
          no_datacard, quiet):
     """Generate train.h5 / test.h5 in vidal-video-v1 format and a data card into OUT."""
-    command = " ".join(["python", "tools/generate.py"] + sys.argv[1:])
-    try:
+    command = command_line()
+    with one_line_errors(ScenarioError, GenerateError):
         summary = generate_dataset(preset=preset, out=out, scale=scale, resolution=resolution, seed=seed,
                                    workers=workers, overwrite=overwrite, masks=masks, depth=depth,
                                    flow=flow, compression=compression, datacard=not no_datacard,
                                    command=command, progress=not quiet)
-    except (ScenarioError, GenerateError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        raise click.ClickException("interrupted; no partial output was kept") from None
     click.echo(f"{summary['sequences']} sequences, {summary['frames']} frames, {summary['boxes']} boxes "
                f"in {summary['seconds']} s ({summary['frames_per_second']} frames/s, "
                f"{summary['bytes_per_frame']} bytes/frame)")

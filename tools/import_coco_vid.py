@@ -7,10 +7,9 @@ Conversion rules: vidal/data/coco_vid.py.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+from vidal.cli import command_line, one_line_errors
 from vidal.data.coco_vid import CocoVidFormatError, import_coco_vid
 
 
@@ -28,14 +27,10 @@ from vidal.data.coco_vid import CocoVidFormatError, import_coco_vid
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(json_file, images, out, fps, split, compression, overwrite, quiet):
     """Convert the COCO-VID JSON and its frames into the vidal-video-v1 file OUT."""
-    command = " ".join(["python", "tools/import_coco_vid.py"] + sys.argv[1:])
-    try:
+    command = command_line()
+    with one_line_errors(CocoVidFormatError, ValueError, FileExistsError):
         summary = import_coco_vid(json_file, images, out, fps=fps, split=split, overwrite=overwrite,
                                   compression=compression, progress=not quiet, command=command)
-    except (CocoVidFormatError, ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        raise click.ClickException("interrupted; no partial output was kept") from None
     click.echo(str(summary))
     click.echo(f"wrote {summary.out}")
 

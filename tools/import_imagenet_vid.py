@@ -7,11 +7,14 @@ Conversion rules (class mapping, incomplete frames, clipping): vidal/data/imagen
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from vidal.data.imagenet_vid import DEFAULT_CLASSES, AnnotationError, import_imagenet_vid
+from vidal.cli import command_line, one_line_errors
+from vidal.data.imagenet_vid import (
+    DEFAULT_CLASSES,
+    AnnotationError,
+    import_imagenet_vid,
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,16 +34,12 @@ from vidal.data.imagenet_vid import DEFAULT_CLASSES, AnnotationError, import_ima
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(root, split, out, classes, all_videos, keep_incomplete, max_gap, fps, compression, overwrite, quiet):
     """Convert ROOT/{Data,Annotations}/VID/SPLIT into the vidal-video-v1 file OUT."""
-    command = " ".join(["python", "tools/import_imagenet_vid.py"] + sys.argv[1:])
-    try:
+    command = command_line()
+    with one_line_errors(AnnotationError, ValueError, FileNotFoundError, FileExistsError):
         summary = import_imagenet_vid(root, split, out, classes=[c for c in classes.split(",") if c.strip()],
                                       only_videos_with_classes=not all_videos, drop_incomplete=not keep_incomplete,
                                       max_gap=max_gap, fps=fps, overwrite=overwrite, compression=compression,
                                       progress=not quiet, command=command)
-    except (AnnotationError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        raise click.ClickException("interrupted; no partial output was kept") from None
     click.echo(str(summary))
     click.echo(f"wrote {summary.out}")
 
