@@ -28,6 +28,7 @@ import cv2
 import h5py
 import numpy as np
 
+from vidal.boxes import paired_iou
 from vidal.data.h5format import VIDEOS_GROUP
 
 #: A box shorter than this (pixels of the stored frame) counts as small.
@@ -109,16 +110,6 @@ class _Video:
     iou_pairs: int               # number of such box pairs
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of two ``[N,4]`` arrays of ``x1,y1,x2,y2`` boxes."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-12)
-
-
 def _track_ious(boxes: np.ndarray, track_ids: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
     """IoU of each track's box between every pair of consecutive frames ``t, t+1``.
 
@@ -127,7 +118,7 @@ def _track_ious(boxes: np.ndarray, track_ids: np.ndarray, frame_index: np.ndarra
     order = np.lexsort((frame_index, track_ids))
     b, tr, fr = boxes[order].astype(np.float64), track_ids[order], frame_index[order]
     pair = (tr[1:] == tr[:-1]) & (fr[1:] == fr[:-1] + 1)
-    return _box_iou(b[:-1][pair], b[1:][pair])
+    return paired_iou(b[:-1][pair], b[1:][pair])
 
 
 def _read_video(path: Path, split: str, name: str, group: h5py.Group, classes: Sequence[str]) -> _Video:

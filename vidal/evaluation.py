@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from vidal.boxes import box_iou
+
 __all__ = [
     "box_iou",
     "nms",
@@ -122,24 +124,6 @@ def _check_inputs(gts: Sequence, preds: Sequence, num_classes: int, class_names)
 
 
 # ----------------------------------------------------------------------------- boxes and NMS
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``[N, M]`` (float64) of boxes ``a [N,4]`` and ``b [M,4]`` (``x1,y1,x2,y2``).
-
-    ``+0`` convention: ``area = (x2 - x1) * (y2 - y1)``. A pair whose union is 0 has IoU 0.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray | None = None,
         iou_threshold: float = 0.5) -> np.ndarray:
     """Greedy (per-class when ``labels`` is given) non-maximum suppression.

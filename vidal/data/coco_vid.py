@@ -46,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 import vidal
+from vidal.boxes import xywh_to_xyxy, xyxy_to_xywh
 from vidal.data._write import VideoToWrite, frame_annotations, write_videos
 from vidal.data.dataset import VideoDataset
 from vidal.data.h5format import FORMAT_NAME
@@ -123,9 +124,8 @@ def export_coco_vid(h5_path: str | os.PathLike, out_dir: str | os.PathLike, *, i
                         raise OSError(f"{image_dir / file_name}: could not be written")
                 for b, label, tid, occ, trunc, vis in zip(gt["boxes"], gt["labels"], gt["track_ids"],
                                                           gt["occlusion"], gt["truncation"], gt["visible_fraction"]):
-                    x1, y1, x2, y2 = (float(c) for c in b)
+                    x1, y1, w, h = (float(c) for c in xyxy_to_xywh(b.astype(np.float64))[0])
                     inst = instance_of.setdefault((v, int(tid)), len(instance_of) + 1)
-                    w, h = x2 - x1, y2 - y1
                     doc["annotations"].append({
                         "id": len(doc["annotations"]) + 1, "image_id": image_id, "video_id": v + 1,
                         "category_id": int(label), "instance_id": inst, "bbox": [x1, y1, w, h], "area": w * h,
@@ -379,8 +379,8 @@ def _video_to_write(chk: _Checker, video: dict, per_image: dict, images_dir: Pat
     kept = []   # (frame position, annotation index, record, clipped box)
     for k, fr in enumerate(video["frames"]):
         for i, r in per_image.get(fr.image_id, []):
-            x, y, w, h = r["bbox"]
-            box = (max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H)))
+            x1, y1, x2, y2 = (float(c) for c in xywh_to_xyxy(np.asarray(r["bbox"], np.float64))[0])
+            box = (max(x1, 0.0), max(y1, 0.0), min(x2, float(W)), min(y2, float(H)))
             if box[2] > box[0] and box[3] > box[1]:
                 kept.append((k, i, r, box))
             else:
