@@ -426,6 +426,17 @@ class FasterRCNNDetector:
         self._rng = np.random.default_rng(self.config.seed)
         self._generator = torch.Generator().manual_seed(self.config.seed)
 
+    @classmethod
+    def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
+                    fields: dict[str, Any] | None = None) -> FasterRCNNDetector:
+        """Build from config-file values: a profile name (``default`` / ``cpu``) and field overrides
+        (strict: unknown fields are an error listing the valid ones)."""
+        base = PROFILES.get(profile or "default")
+        if base is None:
+            raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        cfg = FasterRCNNConfig.from_dict({**dataclasses.asdict(base), **(fields or {})})
+        return cls(class_names=class_names, config=cfg)
+
     # ---- training
     def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float):
         order = torch.randperm(len(frames), generator=self._generator).tolist()

@@ -1,0 +1,90 @@
+"""Config sections → objects (design.md 5.6): datasets and detectors.
+
+Sections (see ``configs/_base_``):
+
+- ``dataset = dict(train=PATH, test=PATH, val=None, generate=None)``: ``vidal-video-v1`` files,
+  paths relative to the current directory; ``generate`` is the command that makes them, quoted in
+  the error when a file is missing.
+- ``detector = dict(backend="torchvision_frcnn", profile="cpu", **fields)``: a backend registered in
+  :data:`vidal.registry.DETECTORS`; the other keys are the backend's config fields (for
+  torchvision: :class:`vidal.detection.FasterRCNNConfig`).
+- ``schedule = dict(epochs=..., lr=..., milestones=..., gamma=..., batch_size=..., ...)``: the
+  training numbers (thesis 2.5.1), merged into the detector config.
+- ``evaluation = dict(score_threshold=0.5, nms_iou=0.5)``: thesis protocol (2.5.1).
+
+Unknown keys are errors naming the config file and listing the valid keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vidal.config import ConfigError, check_keys, section
+
+DATASET_KEYS = ("train", "test", "val", "generate")
+SCHEDULE_KEYS = ("epochs", "lr", "momentum", "weight_decay", "milestones", "gamma", "warmup_iters",
+                 "batch_size", "grad_clip", "hflip", "seed")
+EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco")
+EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False}
+
+
+def _where(cfg: dict) -> str:
+    return str(cfg.get("_config_path_", "config"))
+
+
+def dataset_path(cfg: dict, split: str) -> Path:
+    """Path of ``split`` (train / test / val) from the ``dataset`` section; a missing file is a
+    one-line error that says how to make it."""
+    ds = section(cfg, "dataset")
+    check_keys(ds, DATASET_KEYS, f"{_where(cfg)}: dataset")
+    if split not in DATASET_KEYS[:3] or not ds.get(split):
+        have = [s for s in DATASET_KEYS[:3] if ds.get(s)]
+        raise ConfigError(f"{_where(cfg)}: dataset has no {split!r} split; it has: {', '.join(have) or 'none'}")
+    path = Path(ds[split])
+    if not path.is_file():
+        hint = f"; make it with: {ds['generate']}" if ds.get("generate") else ""
+        raise ConfigError(f"{_where(cfg)}: dataset.{split} = {path} does not exist{hint}")
+    return path
+
+
+def open_split(cfg: dict, split: str, **kwargs: Any):
+    """:class:`vidal.data.VideoDataset` of ``split``."""
+    from vidal.data import VideoDataset
+
+    return VideoDataset(dataset_path(cfg, split), **kwargs)
+
+
+def detector_sections(cfg: dict) -> tuple[str, str | None, dict[str, Any]]:
+    """``(backend, profile, fields)``: the detector section with the schedule merged in."""
+    det = section(cfg, "detector")
+    sched = section(cfg, "schedule", required=False)
+    check_keys(sched, SCHEDULE_KEYS, f"{_where(cfg)}: schedule")
+    backend = det.pop("backend", "torchvision_frcnn")
+    prof = det.pop("profile", None)
+    clash = sorted(set(det) & set(sched))
+    if clash:
+        raise ConfigError(f"{_where(cfg)}: {', '.join(clash)} set in both detector and schedule; keep one")
+    return backend, prof, {**det, **sched}
+
+
+def build_detector(cfg: dict, class_names, **overrides: Any):
+    """A fresh detector (a :class:`vidal.detection.base.Detector`) from the config sections."""
+    import vidal.detection  # noqa: F401 - registers the backends
+    from vidal.registry import DETECTORS
+
+    backend, prof, fields = detector_sections(cfg)
+    try:
+        cls = DETECTORS.get(backend)
+    except KeyError as e:
+        raise ConfigError(f"{_where(cfg)}: detector.backend: {e.args[0]}") from None
+    try:
+        return cls.from_config(class_names=class_names, profile=prof, fields={**fields, **overrides})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
+
+
+def evaluation_options(cfg: dict) -> dict[str, Any]:
+    ev = section(cfg, "evaluation", required=False)
+    check_keys(ev, EVALUATION_KEYS, f"{_where(cfg)}: evaluation")
+    return {**EVALUATION_DEFAULTS, **ev}
