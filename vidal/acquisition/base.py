@@ -45,7 +45,10 @@ class AcquisitionContext:
         labeled_class_counts: int64 ``[C + 1]`` boxes per class id in the labeled set (column 0
             unused), for class weighting.
         log: an acquisition may put per-frame figures here (e.g. estimated #FP / #FN as arrays
-            aligned with ``candidates``); the loop stores them with the cycle's selection.
+            aligned with ``candidates``); the loop stores them with the cycle's selection and puts
+            their mean over the selected frames in the metrics row.
+        evaluation: the config's evaluation options (``score_threshold``, ``nms_iou``; thesis
+            2.5.1: 0.5 and 0.5), for acquisitions that count errors at the evaluation threshold.
     """
 
     dataset: Any
@@ -60,11 +63,17 @@ class AcquisitionContext:
     ground_truth: Callable[[int], dict] | None = None
     labeled_class_counts: np.ndarray | None = None
     log: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Acquisition(Protocol):
-    """``score(ctx) -> float64 [len(ctx.candidates)]``; higher scores are selected first."""
+    """``score(ctx) -> float64 [len(ctx.candidates)]``; higher scores are selected first.
+
+    An acquisition may also carry ``selection = dict(k=..., per_video=...)``: selection settings
+    that override the protocol's (``al`` config section) for this method. Only plain ``random``
+    (thesis 2.5.2 "uniform random sampling") does: ``k=0, per_video=False``.
+    """
 
     name: str
     needs: frozenset[str]

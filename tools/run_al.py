@@ -1,0 +1,50 @@
+"""Run one active-learning experiment (train -> predict -> acquire -> select, per cycle).
+
+    python tools/run_al.py configs/al/entropy-mean_frcnn-r18-cpu_synthia-al-1pct-mini.py \\
+        --work-dir runs/entropy-mean/seed0 --seed 0
+    python tools/run_al.py CONFIG --work-dir DIR --seed 0 --resume      # continue an interrupted run
+
+The work dir receives the resolved config, the seed, versions and git commit, the labeled set of
+every cycle, metrics.jsonl (one row per cycle) and the latest checkpoint (see vidal/loop.py).
+"""
+
+from __future__ import annotations
+
+import click
+
+from vidal.cli import command_line, one_line_errors
+from vidal.config import ConfigError, load_config
+from vidal.loop import Experiment, ExperimentError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--work-dir", required=True, type=click.Path(file_okay=False), help="Output folder of this run.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Experiment seed: initial labeled set (shared by all methods), training, tie-breaking.")
+@click.option("--resume", is_flag=True, help="Continue the experiment in --work-dir from its last completed step.")
+@click.option("--cfg-options", multiple=True, metavar="KEY=VALUE",
+              help="Override config keys, e.g. --cfg-options al.cycles=3 schedule.epochs=1 (repeatable).")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads (bit-identical reruns need the same number).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def main(config, work_dir, seed, resume, cfg_options, threads, quiet):
+    """Run the AL experiment of CONFIG into --work-dir."""
+    command = command_line()
+    with one_line_errors(ConfigError, ExperimentError, FileNotFoundError):
+        cfg = load_config(config, list(cfg_options))
+        exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command)
+        result = exp.run()
+    rows = result["rows"]
+    if rows:
+        last = rows[-1]
+        click.echo(f"final: {last['labeled']} labeled frames ({100 * last['labeled_fraction']:.1f} %), "
+                   f"mAP@0.5 {last['mAP'] if last['mAP'] is not None else float('nan'):.4f}")
+    click.echo(f"wrote {exp.work_dir / 'metrics.jsonl'} ({len(rows)} cycles), config snapshot "
+               f"{exp.work_dir / 'config.py'}")
+    if result["reference"]:
+        click.echo(f"wrote {exp.work_dir / 'reference.json'} (all data: mAP@0.5 {result['reference']['mAP']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,649 @@
+"""The active-learning experiment (design.md 1, 5.4; thesis 2.3, 2.5).
+
+One readable loop, ``for cycle in range(cycles + 1)``:
+
+1. **train** the detector on the labeled frames: cycle 0 from the config's start weights (e.g.
+   ``detector.weights`` = COCO), every later cycle fine-tunes the model of the previous cycle
+   (thesis 2.5.1; ``al.train_from="start"`` restarts from the start weights instead);
+2. **evaluate** it on the test split (thesis 2.5.1: NMS 0.5, scores >= 0.5, VOC AP@0.5);
+3. unless it is the last cycle: **predict** on the whole pool split (when the acquisition needs
+   predictions), build the context the acquisition declares it needs (predictions, a tracker
+   from the ``tracker`` section, ground truth for oracles), **score**, **select** (budget, temporal
+   exclusion, per-video sampling: :mod:`vidal.selection`) and **reveal** the labels.
+
+Cycle ``c`` trains on ``initial + c * budget`` frames; ``al.cycles`` is the number of selections
+(thesis SYNTHIA-AL: 2 % initial + 5 x 2 % = 12 %, six models). ``al.reference=True`` also trains
+once on the whole pool (the "All data" row of thesis Table 2.2).
+
+Config sections (unknown keys are errors):
+
+- ``al = dict(initial=0.02, budget=0.02, cycles=5, k=1, per_video=True, train_from="previous",
+  reference=False)``: ``initial`` / ``budget`` a fraction (float) of the pool's frames or a count
+  (int); ``k`` the temporal exclusion radius, ``per_video`` the per-video round robin (both for
+  every method, thesis 2.6.1; the plain ``random`` acquisition overrides them with k=0,
+  per_video=False); ``train_from`` ``"previous"`` or ``"start"``.
+- ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
+  the other keys go to its constructor (strict).
+- ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
+  run with ``TRACKERS.get(name).for_dataset(pool, **options)`` (``reset()`` each cycle if it has one).
+- ``dataset``, ``detector``, ``schedule``, ``evaluation``: :mod:`vidal.build`.
+
+Work dir (every file written atomically, tmp + ``os.replace``)::
+
+    config.py               resolved config (vidal.config.dump)
+    experiment.json         seed, command, versions (torch, torchvision, numpy, vidal), git commit
+    state_cycle_XXX.npz     ALState before training cycle XXX (cycle_of per pool frame)
+    cycle_XXX/model.pt      checkpoint after training (only the latest cycle's is kept)
+    cycle_XXX/train.json    training time and losses
+    cycle_XXX/eval.json     test metrics
+    cycle_XXX/pool_predictions.pkl   predictions on the pool (when the acquisition needs them)
+    cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
+    cycle_XXX/row.json      the metrics row of the cycle
+    metrics.jsonl           all rows, one per cycle
+    reference.json          all-data reference (al.reference)
+    log.txt                 the lines printed
+
+Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
+(:func:`vidal.selection.step_rng`), never from a stream consumed in sequence, and every step
+writes its result before the next starts; ``resume=True`` skips the steps whose files exist and
+redoes the interrupted one, so an interrupted and resumed run ends with the same selections and
+metrics as an uninterrupted one (with the same number of threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidal.config import ConfigError, check_keys, dump, section
+from vidal.selection import ALState, budget_count, check_budget, initial_labeled, select, step_int_seed, step_rng
+
+AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
+                               "train_from": "previous", "reference": False}
+TRAIN_FROM = ("previous", "start")
+STATE_FORMAT = "vidal-al-state-v1"
+
+
+class ExperimentError(ValueError):
+    """The experiment cannot start or resume (work dir, inputs); one line naming the cause."""
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def _stall(path: Path) -> None:
+    """Test hook: with ``VIDAL_STALL_WRITE=<file name>``, stop after writing the temporary file of
+    that name (before the rename) so that a test can kill the process mid-write."""
+    if os.environ.get("VIDAL_STALL_WRITE") == path.name:
+        print(f"STALL {path.name}", flush=True)
+        time.sleep(3600)
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write ``path`` through ``write(file)`` into ``path.tmp`` then rename: no half files."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, mode) as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    _stall(path)
+    os.replace(tmp, path)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(_clean(obj), indent=1, sort_keys=True)
+    atomic_write(path, lambda f: f.write(text + "\n"), "w")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def versions() -> dict[str, str]:
+    import torch
+    import torchvision
+
+    import vidal
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "vidal": getattr(vidal, "__version__", "unknown")}
+
+
+def git_commit() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+class FrameSubset(Sequence):
+    """Lazy ``dataset[i]`` for the given flat ids (training reads images one batch at a time)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        return self.dataset[self.indices[k]]
+
+
+# ----------------------------------------------------------------------------- config sections
+
+
+@dataclasses.dataclass
+class Protocol:
+    """The ``al`` section resolved against the pool size."""
+
+    initial: int
+    budget: int
+    cycles: int
+    k: int
+    per_video: bool
+    train_from: str
+    reference: bool
+
+
+def al_section(cfg: dict) -> dict[str, Any]:
+    where = cfg.get("_config_path_", "config")
+    al = section(cfg, "al")
+    check_keys(al, AL_DEFAULTS, f"{where}: al")
+    al = {**AL_DEFAULTS, **al}
+    if al["train_from"] not in TRAIN_FROM:
+        raise ConfigError(f"{where}: al.train_from must be one of {', '.join(TRAIN_FROM)}, got {al['train_from']!r}")
+    for key in ("cycles", "k"):
+        if isinstance(al[key], bool) or not isinstance(al[key], int) or al[key] < 0:
+            raise ConfigError(f"{where}: al.{key} must be an int >= 0, got {al[key]!r}")
+    for key in ("per_video", "reference"):
+        if not isinstance(al[key], bool):
+            raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
+    return al
+
+
+def resolve_protocol(cfg: dict, n_frames: int) -> Protocol:
+    al = al_section(cfg)
+    where = cfg.get("_config_path_", "config")
+    try:
+        initial = budget_count(al["initial"], n_frames, what="al.initial")
+        budget = budget_count(al["budget"], n_frames, what="al.budget")
+        check_budget(n_frames, initial, budget, al["cycles"])
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if initial < 1:
+        raise ConfigError(f"{where}: al.initial must label at least one frame")
+    return Protocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
+
+
+def _accepted(fn) -> tuple[set[str], bool]:
+    params = inspect.signature(fn).parameters.values()
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}, var_kw
+
+
+def build_acquisition(cfg: dict):
+    """The acquisition of the ``acquisition`` section (name + constructor kwargs, strict)."""
+    import vidal.acquisition  # noqa: F401 - registers the acquisitions
+    from vidal.registry import ACQUISITIONS
+
+    where = cfg.get("_config_path_", "config")
+    acq = section(cfg, "acquisition")
+    name = acq.pop("name", None)
+    if name is None:
+        raise ConfigError(f"{where}: acquisition needs a name; valid names: {', '.join(ACQUISITIONS.names())}")
+    try:
+        cls = ACQUISITIONS.get(name)
+    except KeyError as e:
+        raise ConfigError(f"{where}: acquisition.name: {e.args[0]}") from None
+    allowed, var_kw = _accepted(cls.__init__) if cls.__init__ is not object.__init__ else (set(), False)
+    if not var_kw:
+        check_keys(acq, {"name"} | allowed, f"{where}: acquisition ({name})")
+    try:
+        return cls(**acq)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: acquisition ({name}): {e}") from None
+
+
+def tracker_section(cfg: dict, needs: frozenset) -> tuple[str, dict] | None:
+    """``(name, options)`` of the ``tracker`` section, checked; None when not needed."""
+    import vidal.tracking  # noqa: F401 - registers the trackers
+    from vidal.registry import TRACKERS
+
+    where = cfg.get("_config_path_", "config")
+    tr = section(cfg, "tracker", required="tracks" in needs)
+    if not tr:
+        return None
+    name = tr.pop("name", None)
+    try:
+        cls = TRACKERS.get(name)
+    except KeyError as e:
+        raise ConfigError(f"{where}: tracker.name: {e.args[0]}") from None
+    allowed, var_kw = _accepted(cls.for_dataset)
+    if not var_kw:
+        check_keys(tr, {"name"} | (allowed - {"dataset", "cls"}), f"{where}: tracker ({name})")
+    return (name, tr) if "tracks" in needs else None
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+
+class Experiment:
+    """One AL run in one work dir. ``Experiment(cfg, work_dir, seed).run()``; see the module docstring.
+
+    Everything is validated in the constructor, before any training.
+    """
+
+    def __init__(self, cfg: dict, work_dir: str | os.PathLike, seed: int, *, resume: bool = False,
+                 progress: bool = True, threads: int | None = None, command: str | None = None,
+                 echo: Callable[[str], None] | None = None):
+        from vidal.build import detector_sections, evaluation_options, open_split
+
+        self.cfg = cfg
+        self.work_dir = Path(work_dir)
+        self.seed = int(seed)
+        self.resume = resume
+        self.progress = progress
+        self.threads = threads
+        self.command = command
+        self._echo = echo or (lambda s: print(s, flush=True))
+        self.where = cfg.get("_config_path_", "config")
+        # ---- validate the sections (no training yet)
+        al_section(cfg)
+        self.acquisition = build_acquisition(cfg)
+        self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
+        self.tracker_spec = tracker_section(cfg, self.needs)
+        detector_sections(cfg)
+        self.eval_options = evaluation_options(cfg)
+        self.pool = open_split(cfg, "train")
+        self.test = open_split(cfg, "test")
+        if self.pool.classes != self.test.classes:
+            raise ConfigError(f"{self.where}: train classes {self.pool.classes} differ from test classes "
+                              f"{self.test.classes}")
+        self.classes = list(self.pool.classes)
+        self.num_classes = len(self.classes)
+        self.protocol = resolve_protocol(cfg, len(self.pool))
+        sel = dict(getattr(self.acquisition, "selection", {}) or {})
+        self.k = int(sel.get("k", self.protocol.k))
+        self.per_video = bool(sel.get("per_video", self.protocol.per_video))
+        self.video_of_frames = self.pool.video_of_frames()
+        self.config_text = dump(cfg)
+        self._check_work_dir()
+        self._tracker = None
+        self._detector = None  # (cycle, detector) in memory
+
+    # ---- work dir
+    def log(self, line: str) -> None:
+        self._echo(line)
+        with open(self.work_dir / "log.txt", "a") as f:
+            f.write(line + "\n")
+
+    def _check_work_dir(self) -> None:
+        wd = self.work_dir
+        exp, conf = wd / "experiment.json", wd / "config.py"
+        if exp.is_file() and conf.is_file():
+            old_seed = read_json(exp).get("seed")
+            old_text = conf.read_text()
+            if old_text != self.config_text or old_seed != self.seed:
+                diff = []
+                if old_seed != self.seed:
+                    diff.append(f"seed {old_seed} vs {self.seed}")
+                if old_text != self.config_text:
+                    old_lines, new_lines = set(old_text.splitlines()), set(self.config_text.splitlines())
+                    keys = sorted({ln.split(" = ")[0] for ln in old_lines ^ new_lines if " = " in ln})
+                    diff.append(f"config sections {', '.join(keys)}")
+                raise ExperimentError(f"{wd} holds a different experiment ({'; '.join(diff)}); "
+                                      f"choose another --work-dir")
+            if not self.resume:
+                raise ExperimentError(f"{wd} already holds this experiment; pass --resume to continue it "
+                                      f"or choose another --work-dir")
+            self.fresh = False
+        else:
+            if wd.exists() and any(p.name != "log.txt" for p in wd.iterdir()):
+                raise ExperimentError(f"{wd} is not empty and holds no vidal AL experiment; choose another --work-dir")
+            self.fresh = True
+
+    def _start_work_dir(self) -> None:
+        wd = self.work_dir
+        wd.mkdir(parents=True, exist_ok=True)
+        if not self.fresh:
+            return
+        atomic_write(wd / "config.py", lambda f: f.write(self.config_text), "w")
+        write_json(wd / "experiment.json", {
+            "seed": self.seed, "command": self.command, "config_path": str(self.where),
+            "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit(),
+            "threads": self.threads, "pool_frames": len(self.pool), "test_frames": len(self.test),
+            "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    @property
+    def acquisition_name(self) -> str:
+        return str(getattr(self.acquisition, "name", type(self.acquisition).__name__))
+
+    def cycle_dir(self, c: int) -> Path:
+        d = self.work_dir / f"cycle_{c:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def state_path(self, c: int) -> Path:
+        return self.work_dir / f"state_cycle_{c:03d}.npz"
+
+    def save_state(self, state: ALState, c: int) -> None:
+        sd = state.state_dict()
+        atomic_write(self.state_path(c), lambda f: np.savez(f, format=STATE_FORMAT, cycle=c, **sd))
+
+    def load_state(self, c: int) -> ALState:
+        state = ALState(len(self.pool))
+        with np.load(self.state_path(c)) as z:
+            state.load_state_dict({"cycle_of": z["cycle_of"]})
+        return state
+
+    # ---- detector
+    def _seed_torch(self, cycle: int, step: str) -> int:
+        import torch
+
+        s = step_int_seed(self.seed, cycle, step)
+        torch.manual_seed(s)
+        return s
+
+    def _new_detector(self, cycle: int, step: str = "train"):
+        from vidal.build import build_detector
+
+        s = self._seed_torch(cycle, step)
+        return build_detector(self.cfg, self.classes, seed=s)
+
+    def detector(self, c: int):
+        """The model trained in cycle ``c`` (in memory, or loaded from its checkpoint)."""
+        if self._detector is not None and self._detector[0] == c:
+            return self._detector[1]
+        det = self._new_detector(c)
+        det.load_weights(self.cycle_dir(c) / "model.pt")
+        self._detector = (c, det)
+        return det
+
+    def _train(self, frames: Sequence[int], cycle: int, out_dir: Path, *, start: Path | None, step: str) -> dict:
+        det = self._new_detector(cycle, step)
+        if start is not None:
+            det.load_weights(start)
+        self._seed_torch(cycle, step)
+        t0 = time.perf_counter()
+        history = det.train(FrameSubset(self.pool, frames), progress=self.progress)
+        seconds = time.perf_counter() - t0
+        det.save(out_dir / "model.pt")
+        losses = [h["loss"] for h in history]
+        info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
+                "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                "start": str(start) if start else "config"}
+        write_json(out_dir / "train.json", info)
+        self._detector = (cycle, det) if step == "train" else None
+        return info
+
+    def predict(self, det, dataset, frames: Sequence[int], desc: str) -> list:
+        from tqdm import tqdm
+
+        out = []
+        chunk = max(1, getattr(getattr(det, "config", None), "predict_batch_size", 8)) * 4
+        with tqdm(total=len(frames), desc=desc, unit="frame", disable=not self.progress, leave=False) as bar:
+            for s in range(0, len(frames), chunk):
+                ids = frames[s:s + chunk]
+                out += det.predict([dataset.image(int(i)) for i in ids])
+                bar.update(len(ids))
+        return out
+
+    def evaluate(self, det) -> dict:
+        from vidal.evaluation import evaluate_thesis
+
+        t0 = time.perf_counter()
+        preds = self.predict(det, self.test, range(len(self.test)), "evaluate")
+        gts = [self.test.ground_truth(i) for i in range(len(self.test))]
+        res = evaluate_thesis(gts, preds, self.num_classes, class_names=self.classes,
+                              score_threshold=self.eval_options["score_threshold"],
+                              nms_iou=self.eval_options["nms_iou"])
+        return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"],
+                "time_s": time.perf_counter() - t0}
+
+    # ---- acquisition
+    def tracker(self):
+        if self._tracker is None:
+            from vidal.registry import TRACKERS
+
+            name, options = self.tracker_spec
+            self.log(f"building tracker {name} for the pool ({len(self.pool)} frames)")
+            try:
+                self._tracker = TRACKERS.get(name).for_dataset(self.pool, **options)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+        return self._tracker
+
+    def labeled_class_counts(self, state: ALState) -> np.ndarray:
+        counts = np.zeros(self.num_classes + 1, np.int64)
+        for i in state.labeled:
+            counts += np.bincount(self.pool.ground_truth(int(i))["labels"], minlength=self.num_classes + 1)[
+                :self.num_classes + 1]
+        return counts
+
+    def acquire(self, c: int, state: ALState) -> dict:
+        """Predict (if needed), score and select for cycle ``c``; writes ``selection.npz``."""
+        from vidal.acquisition import AcquisitionContext
+        from vidal.acquisition.oracle import errors_of_frames
+
+        d = self.cycle_dir(c)
+        det = self.detector(c)
+        t_predict = 0.0
+        predictions = None
+        if "predictions" in self.needs or "tracks" in self.needs:
+            path = d / "pool_predictions.pkl"
+            if path.is_file():
+                with open(path, "rb") as f:
+                    blob = pickle.load(f)
+                predictions, t_predict = blob["predictions"], blob["time_s"]
+            else:
+                self.log(f"cycle {c}: predict on the pool ({len(self.pool)} frames)")
+                t0 = time.perf_counter()
+                predictions = self.predict(det, self.pool, range(len(self.pool)), "predict pool")
+                t_predict = time.perf_counter() - t0
+                blob = {"predictions": predictions, "time_s": t_predict}
+                atomic_write(path, lambda f: pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL))
+        self.log(f"cycle {c}: acquire ({self.acquisition_name})")
+        t0 = time.perf_counter()
+        candidates = state.pool
+        ctx = AcquisitionContext(
+            dataset=self.pool, candidates=candidates, labeled=state.labeled_mask, num_classes=self.num_classes,
+            class_names=self.classes, cycle=c, rng=step_rng(self.seed, c, "acquire"),
+            predictions=predictions if "predictions" in self.needs else None,
+            tracker=None, ground_truth=self.pool.ground_truth if "ground_truth" in self.needs else None,
+            labeled_class_counts=self.labeled_class_counts(state),
+            evaluation={"score_threshold": self.eval_options["score_threshold"],
+                        "nms_iou": self.eval_options["nms_iou"]})
+        if "tracks" in self.needs:
+            tr = self.tracker()
+            if hasattr(tr, "reset"):
+                tr.reset()
+            ctx.tracker = tr
+        scores = np.asarray(self.acquisition.score(ctx), np.float64)
+        if scores.shape != candidates.shape or not np.all(np.isfinite(scores)):
+            raise RuntimeError(f"acquisition {self.acquisition_name} returned scores of shape {scores.shape} "
+                               f"(finite: {bool(np.all(np.isfinite(scores)))}) for {len(candidates)} candidates")
+        t_acquire = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        selected = select(scores, candidates, self.protocol.budget, state, self.video_of_frames, k=self.k,
+                          per_video=self.per_video, rng=step_rng(self.seed, c, "select"))
+        t_select = time.perf_counter() - t0
+        if len(selected) < self.protocol.budget:
+            self.log(f"cycle {c}: warning: only {len(selected)} of {self.protocol.budget} frames could be "
+                     f"selected (temporal exclusion k={self.k})")
+        # real errors of the selected frames, AFTER selection (never seen by the acquisition)
+        t0 = time.perf_counter()
+        if predictions is not None:
+            sel_preds = {int(i): predictions[int(i)] for i in selected}
+        else:
+            sel_preds = dict(zip((int(i) for i in selected), self.predict(det, self.pool, selected, "predict selected")))
+        t_predict += time.perf_counter() - t0
+        errors = errors_of_frames(selected, sel_preds, self.pool.ground_truth, self.num_classes,
+                                  score_threshold=self.eval_options["score_threshold"],
+                                  nms_iou=self.eval_options["nms_iou"])
+        pos = np.searchsorted(candidates, selected)
+        logs = {}
+        for key, value in ctx.log.items():
+            arr = np.asarray(value)
+            if arr.shape[:1] == candidates.shape and arr.dtype.kind in "biuf":
+                logs[f"log_{key}"] = arr
+        times = np.array([t_predict, t_acquire, t_select])
+        atomic_write(d / "selection.npz", lambda f: np.savez(
+            f, candidates=candidates, scores=scores, selected=selected, selected_scores=scores[pos],
+            real_fp=errors[:, 0], real_fn=errors[:, 1], budget=self.protocol.budget, times=times, **logs))
+        return self.read_selection(c)
+
+    def read_selection(self, c: int) -> dict:
+        with np.load(self.cycle_dir(c) / "selection.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    # ---- the loop
+    def row(self, c: int, state: ALState) -> dict:
+        d = self.cycle_dir(c)
+        train, ev = read_json(d / "train.json"), read_json(d / "eval.json")
+        n = int(state.labeled_mask.sum())
+        row = {"cycle": c, "acquisition": self.acquisition_name, "seed": self.seed,
+               "labeled": n, "labeled_fraction": n / len(self.pool), "pool_frames": len(self.pool),
+               "mAP": ev["mAP"], "AP": ev["AP"],
+               "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
+               "time_predict_s": None, "time_acquire_s": None, "time_select_s": None,
+               "budget": None, "selected": None, "shortfall": None,
+               "selected_real_fp_mean": None, "selected_real_fn_mean": None, "log": {}}
+        if c < self.protocol.cycles:
+            sel = self.read_selection(c)
+            m = len(sel["selected"])
+            pos = np.searchsorted(sel["candidates"], sel["selected"])
+            row.update({
+                "time_predict_s": float(sel["times"][0]), "time_acquire_s": float(sel["times"][1]),
+                "time_select_s": float(sel["times"][2]), "budget": int(sel["budget"]), "selected": m,
+                "shortfall": int(sel["budget"]) - m,
+                "selected_real_fp_mean": float(sel["real_fp"].mean()) if m else None,
+                "selected_real_fn_mean": float(sel["real_fn"].mean()) if m else None,
+                "selected_score_mean": float(sel["selected_scores"].mean()) if m else None,
+                "log": {k[4:]: float(sel[k][pos].mean()) if m else None for k in sel if k.startswith("log_")}})
+        return row
+
+    def write_metrics(self) -> list[dict]:
+        rows = []
+        c = 0
+        while (self.work_dir / f"cycle_{c:03d}" / "row.json").is_file():
+            rows.append(read_json(self.work_dir / f"cycle_{c:03d}" / "row.json"))
+            c += 1
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        atomic_write(self.work_dir / "metrics.jsonl", lambda f: f.write(text), "w")
+        return rows
+
+    def run(self) -> dict:
+        """Run (or resume) the experiment; returns ``{"rows": [...], "reference": {...} | None}``."""
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        self._start_work_dir()
+        P = self.protocol
+        self.log(f"{'new' if self.fresh else 'resuming'} experiment in {self.work_dir}: {self.acquisition_name}, "
+                 f"seed {self.seed}, pool {len(self.pool)} frames / {self.pool.n_videos} videos, "
+                 f"initial {P.initial} + {P.cycles} x {P.budget} frames, k={self.k}, per_video={self.per_video}")
+        if not self.state_path(0).is_file():
+            state = ALState(len(self.pool))
+            state.reveal(initial_labeled(len(self.pool), P.initial, self.video_of_frames, seed=self.seed,
+                                         k=P.k, per_video=P.per_video), 0)
+            self.save_state(state, 0)
+        for c in range(P.cycles + 1):
+            d = self.cycle_dir(c)
+            state = self.load_state(c)
+            if (d / "row.json").is_file():
+                continue
+            labeled = state.labeled
+            if not (d / "train.json").is_file() or not (d / "model.pt").is_file():
+                start = None
+                if c > 0 and P.train_from == "previous":
+                    start = self.work_dir / f"cycle_{c - 1:03d}" / "model.pt"
+                self.log(f"cycle {c}: train on {len(labeled)} frames "
+                         f"({'fine-tune cycle ' + str(c - 1) if start else 'from the config start weights'})")
+                info = self._train(labeled, c, d, start=start, step="train")
+                self.log(f"cycle {c}: trained in {info['time_s']:.1f} s")
+            if c > 0:  # the previous cycle's checkpoint is no longer needed
+                (self.work_dir / f"cycle_{c - 1:03d}" / "model.pt").unlink(missing_ok=True)
+            if not (d / "eval.json").is_file():
+                self.log(f"cycle {c}: evaluate on the test split ({len(self.test)} frames)")
+                ev = self.evaluate(self.detector(c))
+                write_json(d / "eval.json", ev)
+            ev = read_json(d / "eval.json")
+            self.log(f"cycle {c}: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
+                     f"with {len(labeled)} labeled frames")
+            if c < P.cycles:
+                if not (d / "selection.npz").is_file():
+                    self.acquire(c, state)
+                sel = self.read_selection(c)
+                nxt = ALState(len(self.pool))
+                nxt.load_state_dict(state.state_dict())
+                nxt.reveal(sel["selected"], c + 1)
+                self.log(f"cycle {c}: selected {len(sel['selected'])} frames "
+                         f"(real FP mean {sel['real_fp'].mean() if len(sel['real_fp']) else float('nan'):.2f})")
+                self.save_state(nxt, c + 1)
+            write_json(d / "row.json", self.row(c, state))
+            self.write_metrics()
+        rows = self.write_metrics()
+        reference = self.run_reference() if P.reference else None
+        self.log(f"metrics: {self.work_dir / 'metrics.jsonl'}")
+        return {"rows": rows, "reference": reference}
+
+    def run_reference(self) -> dict:
+        """Train once on the whole pool from the start weights and evaluate (thesis Table 2.2 "All data")."""
+        path = self.work_dir / "reference.json"
+        if path.is_file():
+            return read_json(path)
+        d = self.work_dir / "reference"
+        d.mkdir(exist_ok=True)
+        if not (d / "train.json").is_file() or not (d / "model.pt").is_file():
+            self.log(f"reference: train on all {len(self.pool)} pool frames")
+            self._train(np.arange(len(self.pool)), -1, d, start=None, step="reference")
+        det = self._new_detector(-1, "reference")
+        det.load_weights(d / "model.pt")
+        self.log("reference: evaluate")
+        ev = self.evaluate(det)
+        train = read_json(d / "train.json")
+        ref = {"acquisition": "all_data", "seed": self.seed, "labeled": len(self.pool), "labeled_fraction": 1.0,
+               "mAP": ev["mAP"], "AP": ev["AP"], "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"]}
+        write_json(path, ref)
+        self.log(f"reference: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
+                 f"-> {path}")
+        return read_json(path)
+
+
+def run_experiment(cfg: dict, work_dir: str | os.PathLike, seed: int, **kwargs: Any) -> dict:
+    """``Experiment(cfg, work_dir, seed, **kwargs).run()``."""
+    return Experiment(cfg, work_dir, seed, **kwargs).run()
