@@ -4,6 +4,7 @@ Importing this package registers the trackers in :data:`vidal.registry.TRACKERS`
 """
 
 from vidal.tracking.base import Tracker
+from vidal.tracking.flow import FlowTracker
 from vidal.tracking.identity import IdentityTracker
 
-__all__ = ["IdentityTracker", "Tracker"]
+__all__ = ["FlowTracker", "IdentityTracker", "Tracker"]
