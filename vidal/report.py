@@ -1,0 +1,224 @@
+"""Learning curves and result tables of AL runs (thesis Fig. 2.4 and Table 2.2).
+
+A *run* is a work dir of :mod:`vidal.loop` (``config.py``, ``experiment.json``, ``metrics.jsonl``,
+optionally ``reference.json``). Runs are grouped into *methods* by the acquisition section of
+their saved config (name and arguments, plus the tracker for methods that use one), so the seeds
+of one method form one curve / one table row.
+
+Statistics over seeds: mean and sample standard deviation (``ddof=1``; 0 for a single seed).
+The x position of a curve point is the mean number of labeled frames of that cycle (the seeds of
+one method label the same counts). "Rel." in the table is the mAP divided by the mean mAP of the
+all-data reference runs (``reference.json`` of any given run, thesis Table 2.2 first row); its
+± is the std of the per-seed mAPs divided by the same mean.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ReportError(ValueError):
+    """A run folder is missing or unreadable; the message names it."""
+
+
+PRETTY = {"random": "Random", "random_r": "Random+R", "least_confidence": "Least confidence",
+          "margin": "Margin sampling", "entropy": "Entropy", "oracle_fp": "Oracle (FP)",
+          "oracle_fn": "Oracle (FN)", "temporal_coherence": "Temporal coherence"}
+#: Table order (thesis Table 2.2); unknown names follow, alphabetically.
+ORDER = list(PRETTY)
+
+
+@dataclass
+class Run:
+    path: Path
+    label: str
+    acquisition: str
+    seed: int
+    rows: list[dict[str, Any]]
+    reference: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def method_label(cfg: dict[str, Any]) -> str:
+    """``Entropy (aggregation=mean)``, ``Temporal coherence [flow] (target=fp)``, ``Random+R``."""
+    acq = dict(cfg.get("acquisition", {}))
+    name = str(acq.pop("name", "?"))
+    label = PRETTY.get(name, name)
+    tracker = cfg.get("tracker")
+    if name == "temporal_coherence" and isinstance(tracker, dict) and tracker.get("name"):
+        label += f" [{tracker['name']}]"
+    args = ", ".join(f"{k}={v}" for k, v in sorted(acq.items()) if v not in (None, False))
+    return f"{label} ({args})" if args else label
+
+
+def load_run(path: str | Path) -> Run:
+    from vidal.config import ConfigError, load_config
+
+    path = Path(path)
+    metrics = path / "metrics.jsonl"
+    if not metrics.is_file():
+        raise ReportError(f"{path}: no metrics.jsonl (not an AL run folder of tools/run_al.py, or not started)")
+    try:
+        cfg = load_config(path / "config.py")
+    except ConfigError as e:
+        raise ReportError(f"{path}: cannot read the config snapshot: {e}") from None
+    exp = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else {}
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ReportError(f"{path}: metrics.jsonl has no completed cycle yet")
+    ref = json.loads((path / "reference.json").read_text()) if (path / "reference.json").is_file() else None
+    return Run(path=path, label=method_label(cfg), acquisition=str(cfg.get("acquisition", {}).get("name", "?")),
+               seed=int(exp.get("seed", rows[0].get("seed", 0))), rows=rows, reference=ref, config=cfg)
+
+
+def load_runs(paths) -> list[Run]:
+    runs = [load_run(p) for p in paths]
+    if not runs:
+        raise ReportError("no run folders given")
+    seen: dict[tuple[str, int], Path] = {}
+    for r in runs:
+        key = (r.label, r.seed)
+        if key in seen:
+            raise ReportError(f"two runs of {r.label} with seed {r.seed}: {seen[key]} and {r.path}; "
+                              f"give each seed once")
+        seen[key] = r.path
+    return runs
+
+
+def _nan(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _stats(values) -> tuple[float, float]:
+    v = np.asarray([x for x in values if not math.isnan(x)], np.float64)
+    if not len(v):
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def group(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs per method label, methods in thesis order."""
+    out: dict[str, list[Run]] = {}
+    for r in sorted(runs, key=lambda r: (ORDER.index(r.acquisition) if r.acquisition in ORDER else len(ORDER),
+                                         r.label, r.seed)):
+        out.setdefault(r.label, []).append(r)
+    return out
+
+
+def curves(runs: list[Run]) -> dict[str, dict[str, np.ndarray]]:
+    """Per method: ``cycle``, ``labeled``, ``fraction``, ``mean``, ``std`` (mAP), ``n`` (seeds) per
+    cycle reached by every seed of the method."""
+    out = {}
+    for label, rs in group(runs).items():
+        n_cycles = min(len(r.rows) for r in rs)
+        cyc = np.arange(n_cycles)
+        labeled = np.array([np.mean([r.rows[c]["labeled"] for r in rs]) for c in cyc])
+        frac = np.array([np.mean([r.rows[c]["labeled_fraction"] for r in rs]) for c in cyc])
+        st = [_stats([_nan(r.rows[c]["mAP"]) for r in rs]) for c in cyc]
+        out[label] = {"cycle": cyc, "labeled": labeled, "fraction": frac, "mean": np.array([s[0] for s in st]),
+                      "std": np.array([s[1] for s in st]), "n": len(rs)}
+    return out
+
+
+def reference_stats(runs: list[Run]) -> tuple[float, float, int]:
+    """(mean, std, n) of the all-data reference mAP over the runs that hold one."""
+    vals = [_nan(r.reference["mAP"]) for r in runs if r.reference]
+    m, s = _stats(vals)
+    return m, s, len(vals)
+
+
+def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: str | None = None) -> Path:
+    """mAP@0.5 vs labeled frames (``x="labeled"``) or labeled fraction in % (``"fraction"``), one
+    curve per method with a ±std band, the all-data reference dashed (like thesis Fig. 2.4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if x not in ("labeled", "fraction"):
+        raise ReportError(f"x must be 'labeled' or 'fraction', got {x!r}")
+    cs = curves(runs)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, c in cs.items():
+        xs = c["labeled"] if x == "labeled" else 100 * c["fraction"]
+        line, = ax.plot(xs, c["mean"], marker="o", ms=4, label=f"{label} (n={c['n']})")
+        ax.fill_between(xs, c["mean"] - c["std"], c["mean"] + c["std"], color=line.get_color(), alpha=0.2, lw=0)
+    rm, rs, rn = reference_stats(runs)
+    if rn and not math.isnan(rm):
+        ax.axhline(rm, color="k", ls="--", lw=1, label=f"All data (n={rn})")
+        if rs > 0:
+            ax.axhspan(rm - rs, rm + rs, color="k", alpha=0.08, lw=0)
+    ax.set_xlabel("labeled frames" if x == "labeled" else "labeled frames (% of the pool)")
+    ax.set_ylabel("mAP@0.5")
+    ax.set_title(title or "Active learning: mean ± std over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Thesis Table 2.2: per method, mAP at the final cycle reached by all its seeds, absolute and
+    relative to the all-data reference (mean ± std over seeds). First row: All data (if any)."""
+    rm, rs, rn = reference_stats(runs)
+    rows = []
+    if rn:
+        rows.append({"method": "All data", "seeds": rn, "cycle": None, "labeled": None, "fraction": 1.0,
+                     "mAP_mean": rm, "mAP_std": rs, "rel_mean": 1.0 if rn else math.nan,
+                     "rel_std": rs / rm if rm else math.nan})
+    for label, c in curves(runs).items():
+        last = len(c["cycle"]) - 1
+        m, s = c["mean"][last], c["std"][last]
+        rows.append({"method": label, "seeds": c["n"], "cycle": int(c["cycle"][last]),
+                     "labeled": float(c["labeled"][last]), "fraction": float(c["fraction"][last]),
+                     "mAP_mean": float(m), "mAP_std": float(s),
+                     "rel_mean": float(m / rm) if rn and rm else math.nan,
+                     "rel_std": float(s / rm) if rn and rm else math.nan})
+    return rows
+
+
+def _pm(m: float, s: float, pct: bool = False) -> str:
+    if math.isnan(m):
+        return "-"
+    if pct:
+        return f"{100 * m:.1f} ± {100 * s:.1f} %"
+    return f"{m:.3f} ± {s:.3f}"
+
+
+def table_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| Method | Seeds | Labeled (frames, %) | mAP@0.5 | Rel. to all data |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lab = "all" if r["labeled"] is None else f"{r['labeled']:.0f} ({100 * r['fraction']:.1f} %)"
+        lines.append(f"| {r['method']} | {r['seeds']} | {lab} | {_pm(r['mAP_mean'], r['mAP_std'])} | "
+                     f"{_pm(r['rel_mean'], r['rel_std'], pct=True)} |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ("method", "seeds", "cycle", "labeled", "fraction", "mAP_mean", "mAP_std", "rel_mean", "rel_std")
+
+
+def write_table(rows: list[dict[str, Any]], prefix: str | Path) -> tuple[Path, Path]:
+    """``PREFIX.md`` and ``PREFIX.csv``."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    md, cs = prefix.with_name(prefix.name + ".md"), prefix.with_name(prefix.name + ".csv")
+    md.write_text(table_markdown(rows))
+    with open(cs, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r[k] is None or (isinstance(r[k], float) and math.isnan(r[k])) else r[k])
+                        for k in CSV_FIELDS})
+    return md, cs
