@@ -18,10 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from synth.generate import generate_dataset
-from vidal.acquisition.temporal_coherence import estimate_errors, evaluate_estimates
+from vidal.acquisition.temporal_coherence import estimate_errors, evaluate_estimates, simulate_detections
 from vidal.boxes import box_iou
 from vidal.data import VideoDataset
-from vidal.detection.base import Predictions
 from vidal.tracking.identity import IdentityTracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,40 +57,9 @@ class GTTrackTracker:
         return out
 
 
-def simulate_weak_detector(ds, seed=0, drop=0.25, spurious=0.2, dup=0.05) -> list[Predictions]:
-    """Ground truth with each box dropped with probability ``drop``, jittered by 3 % of its size,
-    duplicated (shifted by a quarter width) with probability ``dup``, plus Poisson(``spurious``)
-    random boxes per frame; scores uniform in [0.55, 1]."""
-    rng = np.random.default_rng(seed)
-    C = ds.num_classes
-    preds = []
-    for i in range(len(ds)):
-        g = ds.ground_truth(i)
-        W, H = g["width"], g["height"]
-        keep = rng.random(len(g["boxes"])) > drop
-        b = g["boxes"][keep].astype(np.float64)
-        lab = g["labels"][keep]
-        wh = np.concatenate([b[:, 2:] - b[:, :2]] * 2, axis=1)
-        b = b + rng.normal(0, 0.03, b.shape) * wh
-        d = rng.random(len(b)) < dup
-        b = np.concatenate([b, b[d] + wh[d] * [0.25, 0, 0.25, 0]])
-        lab = np.concatenate([lab, lab[d]])
-        n = rng.poisson(spurious)
-        xy = rng.uniform([0, 0], [W - 10, H - 10], (n, 2))
-        size = rng.uniform(6, 30, (n, 2))
-        b = np.concatenate([b, np.concatenate([xy, np.minimum(xy + size, [W, H])], axis=1)])
-        lab = np.concatenate([lab, rng.integers(1, C + 1, n)])
-        sc = rng.uniform(0.55, 1.0, len(b))
-        probs = np.zeros((len(b), C + 1))
-        probs[np.arange(len(b)), lab] = sc
-        probs[:, 0] = 1 - sc
-        preds.append(Predictions(b, sc, lab, probs))
-    return preds
-
-
 def test_estimates_track_real_errors_of_a_weak_detector(generated):
     ds = VideoDataset(generated / "train.h5", with_frames=False)
-    preds = simulate_weak_detector(ds)
+    preds = simulate_detections(ds)
     res = estimate_errors(ds, preds, GTTrackTracker(ds))
     m = evaluate_estimates(res, ds.ground_truth, preds, np.arange(len(ds)))
     assert m["detections"] > 100 and m["real_fp"] > 20  # enough to measure
