@@ -356,3 +356,32 @@ def test_spearman():
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
     # ties get average ranks (value from scipy.stats.spearmanr)
     assert spearman([0, 0, 1, 2], [0, 1, 1, 3]) == pytest.approx(0.8333333333333335)
+
+
+# ----------------------------------------------------------------------------- overlays (vidal/viz.py)
+
+
+def test_overlay_draws_each_kind_in_its_colour(tmp_path):
+    import cv2
+
+    from vidal.viz import COLORS, draw_errors, overlay_frame_errors, save_png
+
+    img = np.zeros((100, 120, 3), np.uint8)
+    out = draw_errors(img, gt_boxes=[[5, 5, 30, 30]], det_boxes=[[40, 5, 70, 30], [80, 5, 110, 30]],
+                      det_fp=[False, True], fn_boxes=[[40, 50, 70, 90]], scale=1.0, title="t")
+    assert out.shape[1] == 120 and out.shape[0] > 100  # legend strip below the frame
+    assert tuple(out[5, 15]) == COLORS["gt"]           # top edge of each box
+    assert tuple(out[5, 55]) == COLORS["det"]
+    assert tuple(out[5, 95]) == COLORS["fp"]
+    assert tuple(out[50, 41]) == COLORS["fn"]          # dashed: the first dash starts at the corner
+    assert not out[60:80, 5:30].any()                  # untouched background
+    with pytest.raises(ValueError, match="det_fp"):
+        draw_errors(img, det_boxes=[[1, 1, 5, 5]], det_fp=[True, False])
+    # from TC output
+    preds = [P() for _ in range(7)]
+    preds[3] = P([[60, 60, 80, 90]])
+    ve = run(preds)
+    ov = overlay_frame_errors(np.zeros((120, 160, 3), np.uint8), preds[3], ve.frame(3), scale=1.0)
+    assert tuple(ov[60, 70]) == COLORS["fp"]
+    p = save_png(tmp_path / "sub" / "o.png", ov)
+    assert cv2.imread(str(p))[60, 70].tolist() == list(COLORS["fp"][::-1])  # BGR on disk

@@ -44,9 +44,9 @@ def _box(img: np.ndarray, b: np.ndarray, color, thickness: int, scale: float, te
             for k in range(0, n, 2):
                 p = (int(ax + (bx - ax) * k / n), int(ay + (by - ay) * k / n))
                 q = (int(ax + (bx - ax) * min(k + 1, n) / n), int(ay + (by - ay) * min(k + 1, n) / n))
-                cv2.line(img, p, q, color, thickness, cv2.LINE_AA)
+                cv2.line(img, p, q, color, thickness, cv2.LINE_8)
     else:
-        cv2.rectangle(img, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thickness, cv2.LINE_8)
     if text:
         y = min(y2 + 11, img.shape[0] - 2) if below else max(y1 - 3, 9)
         cv2.putText(img, text, (x1 + 1, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, color, 1, cv2.LINE_AA)
