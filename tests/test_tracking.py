@@ -6,6 +6,7 @@ flow, propagation IoU with flow better than the identity tracker)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from vidal.data.dataset import VideoDataset
 from vidal.registry import TRACKERS
@@ -195,9 +197,19 @@ def generated(tmp_path_factory):
     return out / "train.h5"
 
 
+def load_tool(name):
+    """The click command of tools/<name>.py (run in-process with CliRunner: no torch re-import)."""
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def test_compute_flow_reports_epe_and_flow_tracker_beats_identity(generated, tmp_path):
-    r = _run("tools/compute_flow.py", str(generated), "--quiet")
-    assert r.returncode == 0, r.stderr
+    compute_flow = load_tool("compute_flow")
+    runner = CliRunner()
+    r = runner.invoke(compute_flow, [str(generated), "--quiet"])
+    assert r.exit_code == 0, r.output
     lines = r.stdout.strip().splitlines()
     epe = json.loads(lines[0])
     assert lines[-1] == f"wrote {default_flow_path(generated)}"
@@ -206,12 +218,12 @@ def test_compute_flow_reports_epe_and_flow_tracker_beats_identity(generated, tmp
     assert epe["epe_over_3px"] < epe["zero_epe_over_3px"]
     with h5py.File(default_flow_path(generated), "r") as f:
         assert f.attrs["epe_mean"] == pytest.approx(epe["epe_mean"])
-    again = _run("tools/compute_flow.py", str(generated), "--quiet")
-    assert again.returncode == 1 and again.stderr.startswith("Error:") and "--overwrite" in again.stderr
+    again = runner.invoke(compute_flow, [str(generated), "--quiet"])
+    assert again.exit_code == 1 and again.output.startswith("Error:") and "--overwrite" in again.output
 
     gt = tmp_path / "gt.flow.h5"
-    r = _run("tools/compute_flow.py", str(generated), "--method", "gt", "--out", str(gt), "--quiet")
-    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["epe_mean"] < 0.01
+    r = runner.invoke(compute_flow, [str(generated), "--method", "gt", "--out", str(gt), "--quiet"])
+    assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])["epe_mean"] < 0.01
 
     ds = VideoDataset(generated)
     ident = propagation_iou(IdentityTracker.for_dataset(ds), ds, deltas=(1, 3, -3))

@@ -6,5 +6,6 @@ Importing this package registers the trackers in :data:`vidal.registry.TRACKERS`
 from vidal.tracking.base import Tracker
 from vidal.tracking.flow import FlowTracker
 from vidal.tracking.identity import IdentityTracker
+from vidal.tracking.siamfc import SiamFCTracker
 
-__all__ = ["FlowTracker", "IdentityTracker", "Tracker"]
+__all__ = ["FlowTracker", "IdentityTracker", "SiamFCTracker", "Tracker"]
