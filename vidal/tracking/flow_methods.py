@@ -129,7 +129,9 @@ class RAFTFlow(_TorchFlow):
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         x, y = self._tensors(a, b)
         h, w = x.shape[-2:]
-        ph, pw = (-h) % 8, (-w) % 8  # RAFT needs multiples of 8: replicate-pad, crop after
+        # RAFT needs multiples of 8, and at least 128 px for its 4-level correlation pyramid:
+        # replicate-pad, crop after
+        ph, pw = max(128, h + (-h) % 8) - h, max(128, w + (-w) % 8) - w
         x = F.pad(x / 127.5 - 1.0, (0, pw, 0, ph), mode="replicate")
         y = F.pad(y / 127.5 - 1.0, (0, pw, 0, ph), mode="replicate")
         flow = self.model(x, y, num_flow_updates=self.iterations)[-1][:, :, :h, :w]
