@@ -15,8 +15,11 @@ Rules:
   replaces a dict instead of merging into it.
 - Names starting with ``_`` and imported modules are not part of the config.
 - ``--cfg-options a.b=c`` overrides (:func:`apply_options`): the value is read as a Python
-  literal (``0.01``, ``"[3, 5]"``, ``None``, ``True``) and otherwise kept as a string; the key must
-  exist, so a typo is an error listing the valid keys.
+  literal (``0.01``, ``"[3, 5]"``, ``None``, ``True``) and otherwise kept as a string. The section
+  (``a``) must exist; a new key inside it (``b``) may be added, since sections list only what differs
+  from their defaults (``detector.height=480`` sets a field of the detector's profile). A typo is
+  still caught before any work starts: every section is checked against its valid keys where it
+  is used.
 - Unknown keys inside a section are an error where the section is used
   (:func:`check_keys`), never silently dropped.
 
@@ -133,20 +136,21 @@ def parse_value(text: str) -> Any:
 
 def apply_options(cfg: dict[str, Any], options: Iterable[str] | Mapping[str, Any], *,
                   where: str = "config") -> dict[str, Any]:
-    """Return ``cfg`` with dotted-key overrides applied; every key must already exist."""
+    """Return ``cfg`` with dotted-key overrides applied; every key but the last must exist."""
     items = options.items() if isinstance(options, Mapping) else [_split_option(o) for o in options]
     out = copy.deepcopy(cfg)
     for key, value in items:
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts):
-            if not isinstance(node, dict) or part not in node:
+            last = i == len(parts) - 1
+            if not isinstance(node, dict) or (part not in node and not (last and i > 0)):
                 valid = sorted(k for k in node if not str(k).startswith("_")) if isinstance(node, dict) else []
                 prefix = ".".join(parts[:i]) or "(top level)"
                 raise ConfigError(f"{where}: --cfg-options {key}: no key {part!r} under {prefix}; "
                                   f"valid keys there: {', '.join(map(str, valid)) or '(none)'}")
-            if i == len(parts) - 1:
-                node[part] = merge(node[part], value) if isinstance(value, dict) else value
+            if last:
+                node[part] = merge(node[part], value) if isinstance(value, dict) and part in node else value
             else:
                 node = node[part]
     return out

@@ -91,11 +91,24 @@ class Detector(Protocol):
 
 def load_detector(path: str | Path, **expect: Any) -> Detector:
     """Load any vidal detector checkpoint, dispatching on its ``backend`` through DETECTORS."""
-    import torch
 
     from vidal.registry import DETECTORS
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
+    return DETECTORS.get(ckpt["backend"]).load(path, **expect)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The dict of a ``vidal-detector-v1`` checkpoint; anything else is a one-line ``ValueError``."""
+    import torch
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - truncated / foreign files: name the file, one line
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ValueError(f"{path}: not a readable {CHECKPOINT_FORMAT} checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-    return DETECTORS.get(ckpt["backend"]).load(path, **expect)
+    return ckpt

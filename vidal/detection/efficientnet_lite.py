@@ -165,7 +165,8 @@ def load_imagenet_weights(body: EfficientNetLite0Body, path: str | Path | None =
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unreadable / not a torch file: say which file
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({type(e).__name__}: {first[:120]})") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):

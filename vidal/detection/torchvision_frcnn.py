@@ -48,7 +48,7 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
-from vidal.detection.base import CHECKPOINT_FORMAT, Predictions
+from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
 from vidal.registry import DETECTORS
 
 BACKEND = "torchvision_frcnn"
@@ -578,9 +578,7 @@ class FasterRCNNDetector:
 
     @staticmethod
     def _read(path: str | Path) -> dict:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+        ckpt = read_checkpoint(path)
         if ckpt.get("backend") != BACKEND:
             raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {BACKEND!r}")
         return ckpt
