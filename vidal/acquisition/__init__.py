@@ -2,10 +2,11 @@
 :data:`vidal.registry.ACQUISITIONS`; the protocol is in :mod:`.base`.
 
 Importing this package registers: ``random``, ``random_r`` (:mod:`.random`), ``least_confidence``,
-``margin``, ``entropy`` (:mod:`.uncertainty`), ``oracle_fp``, ``oracle_fn`` (:mod:`.oracle`).
+``margin``, ``entropy`` (:mod:`.uncertainty`), ``oracle_fp``, ``oracle_fn`` (:mod:`.oracle`),
+``temporal_coherence`` (:mod:`.temporal_coherence`).
 """
 
-from vidal.acquisition import oracle, random, uncertainty
+from vidal.acquisition import oracle, random, temporal_coherence, uncertainty
 from vidal.acquisition.base import NEEDS, Acquisition, AcquisitionContext
 
-__all__ = ["NEEDS", "Acquisition", "AcquisitionContext", "oracle", "random", "uncertainty"]
+__all__ = ["NEEDS", "Acquisition", "AcquisitionContext", "oracle", "random", "temporal_coherence", "uncertainty"]

@@ -1,0 +1,111 @@
+"""Tests of vidal/report.py and tools/plot_curves.py, tools/make_table.py on hand-made run folders
+(the files tools/run_al.py writes): grouping by method, mean ± std over 2 seeds, the all-data
+reference, PNG / markdown / CSV outputs, clean errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vidal.config import dump
+from vidal.report import ReportError, curves, load_runs, method_label, table, table_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tool(name: str):
+    """The click command of tools/<name>.py, run in this process (no interpreter start-up)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return lambda *args: CliRunner().invoke(mod.main, [str(a) for a in args])
+
+
+def fake_run(path: Path, acquisition: dict, seed: int, maps, reference=None, tracker=None) -> Path:
+    """A run folder as tools/run_al.py leaves it: config.py, experiment.json, metrics.jsonl."""
+    path.mkdir(parents=True)
+    cfg = {"al": {"initial": 10, "budget": 10, "cycles": len(maps) - 1}, "acquisition": acquisition}
+    if tracker:
+        cfg["tracker"] = tracker
+    (path / "config.py").write_text(dump(cfg))
+    (path / "experiment.json").write_text(json.dumps({"seed": seed}))
+    rows = [{"cycle": c, "labeled": 10 * (c + 1), "labeled_fraction": 0.02 * (c + 1), "mAP": m, "seed": seed,
+             "acquisition": acquisition["name"]} for c, m in enumerate(maps)]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if reference is not None:
+        (path / "reference.json").write_text(json.dumps({"mAP": reference, "seed": seed}))
+    return path
+
+
+@pytest.fixture()
+def runs(tmp_path) -> list[Path]:
+    return [
+        fake_run(tmp_path / "rr0", {"name": "random_r"}, 0, [0.10, 0.20, 0.30], reference=0.50),
+        fake_run(tmp_path / "rr1", {"name": "random_r"}, 1, [0.12, 0.22, 0.34], reference=0.70),
+        fake_run(tmp_path / "en0", {"name": "entropy", "aggregation": "mean"}, 0, [0.10, 0.25, 0.40]),
+        fake_run(tmp_path / "en1", {"name": "entropy", "aggregation": "mean"}, 1, [0.12, 0.27, 0.44]),
+        fake_run(tmp_path / "tc0", {"name": "temporal_coherence", "target": "fp"}, 0, [0.1, 0.3], tracker={"name": "flow"}),
+    ]
+
+
+def test_curves_and_table_mean_std_over_seeds(runs):
+    rs = load_runs(runs)
+    cs = curves(rs)
+    assert list(cs) == ["Random+R", "Entropy (aggregation=mean)", "Temporal coherence [flow] (target=fp)"]
+    en = cs["Entropy (aggregation=mean)"]
+    assert en["n"] == 2 and en["labeled"].tolist() == [10, 20, 30]
+    assert en["mean"].tolist() == pytest.approx([0.11, 0.26, 0.42])
+    assert en["std"].tolist() == pytest.approx([0.0141421, 0.0141421, 0.0282843], rel=1e-4)  # ddof=1
+    rows = table(rs)
+    assert [r["method"] for r in rows] == ["All data", "Random+R", "Entropy (aggregation=mean)",
+                                          "Temporal coherence [flow] (target=fp)"]
+    ref, rr, en_row, tc = rows
+    assert ref["mAP_mean"] == pytest.approx(0.6) and ref["seeds"] == 2 and ref["rel_mean"] == 1.0
+    assert en_row["mAP_mean"] == pytest.approx(0.42) and en_row["rel_mean"] == pytest.approx(0.7)
+    assert en_row["labeled"] == 30 and en_row["cycle"] == 2
+    assert tc["seeds"] == 1 and tc["mAP_std"] == 0.0 and tc["cycle"] == 1
+    md = table_markdown(rows)
+    assert "| Entropy (aggregation=mean) | 2 | 30 (6.0 %) | 0.420 ± 0.028 | 70.0 ± 4.7 % |" in md
+    assert "| All data | 2 | all | 0.600 ± 0.141 | 100.0 ± 23.6 % |" in md
+
+
+def test_method_labels():
+    assert method_label({"acquisition": {"name": "margin", "aggregation": "sum", "class_weighting": False}}) \
+        == "Margin sampling (aggregation=sum)"
+    assert method_label({"acquisition": {"name": "oracle_fp"}}) == "Oracle (FP)"
+    assert method_label({"acquisition": {"name": "mine", "x": 1}}) == "mine (x=1)"
+
+
+def test_tools_write_png_markdown_and_csv(runs, tmp_path):
+    fig = tmp_path / "out" / "curves.png"
+    out = tool("plot_curves")(*runs, "--out", fig)
+    assert out.exit_code == 0, out.output
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 5000
+    assert f"wrote {fig}" in out.output and "Entropy (aggregation=mean): 2 seed(s), 3 cycles" in out.output
+    prefix = tmp_path / "out" / "table"
+    out = tool("make_table")(*runs, "--out", prefix)
+    assert out.exit_code == 0, out.output
+    md = (tmp_path / "out" / "table.md").read_text()
+    assert md.startswith("| Method | Seeds |") and "Random+R" in md and md in out.output
+    with open(tmp_path / "out" / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows][:2] == ["All data", "Random+R"]
+    rr = rows[1]
+    assert float(rr["mAP_mean"]) == pytest.approx(0.32) and float(rr["mAP_std"]) == pytest.approx(0.0282843, rel=1e-4)
+    assert float(rr["rel_mean"]) == pytest.approx(0.32 / 0.6)
+
+
+def test_errors(runs, tmp_path):
+    with pytest.raises(ReportError, match="no metrics.jsonl"):
+        load_runs([tmp_path / "nothing"])
+    with pytest.raises(ReportError, match="two runs of Random\\+R with seed 0"):
+        load_runs([runs[0], runs[0]])
+    out = tool("make_table")(tmp_path / "nothing")
+    assert out.exit_code == 1
+    assert out.output.strip().splitlines() == [f"Error: {tmp_path / 'nothing'}: no metrics.jsonl (not an AL run "
+                                               "folder of tools/run_al.py, or not started)"]
