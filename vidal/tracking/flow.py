@@ -78,8 +78,7 @@ class FlowTracker:
         cache: an open :class:`FlowCache` (checked against the dataset by :meth:`for_dataset`).
         videos: ``dataset.videos`` (names, frame counts, sizes).
         mode: ``center`` (thesis) or ``median``.
-        max_cache_mb: bound of the in-memory LRU cache of flow frames (float16 as stored... read
-            as float32), MiB.
+        max_cache_mb: bound of the in-memory LRU cache of flow frames (held as float32), MiB.
     """
 
     name = "flow"
@@ -94,9 +93,10 @@ class FlowTracker:
 
     @classmethod
     def for_dataset(cls, dataset, *, flow: str | os.PathLike | None = None, mode: str = "center",
-                    max_cache_mb: float = 512.0, **_) -> "FlowTracker":
+                    max_cache_mb: float = 512.0, device: str | None = None) -> "FlowTracker":
         """Flow tracker for ``dataset`` with the cache ``flow`` (default: ``<dataset>.flow.h5``
-        next to the dataset's single file).
+        next to the dataset's single file). ``device`` is accepted (and ignored: numpy on the
+        CPU) so that trackers can be built with the same options; any other keyword is an error.
 
         Raises:
             FlowCacheError: no cache (the message says how to compute it), or a cache made for
