@@ -51,7 +51,8 @@ def _pairs(dataset, n: int) -> list[tuple[int, int]]:
 def flow_fps(dataset, method: str, *, pairs: int = 20, weights=None, device: str = "cpu", warmup: int = 1,
              **options) -> dict:
     """Frame pairs per second (one direction) of flow ``method`` on ``pairs`` pairs of ``dataset``
-    (images decoded beforehand, not timed). RAFT / PWC-Net run with random weights unless
+    (images decoded beforehand, not timed), wall clock and process CPU time (the CPU time is the
+    robust figure on a shared machine; with one thread it is the uncontended wall time). RAFT / PWC-Net run with random weights unless
     ``weights`` is given."""
     if method in ("raft", "pwcnet") and weights is None:
         options["allow_random"] = True
@@ -62,17 +63,18 @@ def flow_fps(dataset, method: str, *, pairs: int = 20, weights=None, device: str
         m(a[None], b[None])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for a, b in frames[warmup:]:
         m(a[None], b[None])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     n = len(frames) - warmup
     info = dataset.videos[0]
     return {"bench": "flow_fps", "method": method, **{k: v for k, v in options.items() if k != "allow_random"},
             "resolution": f"{info.width}x{info.height}", "device": device, "pairs": n,
-            "pairs_per_s": round(n / seconds, 2), "ms_per_pair": round(1000 * seconds / n, 2)}
+            "pairs_per_s": round(n / seconds, 2), "ms_per_pair": round(1000 * seconds / n, 2),
+            "cpu_ms_per_pair": round(1000 * cpu / n, 2)}
 
 
 def siamfc_time(dataset, *, weights=None, n: int = 3, frames: int = 10, device: str = "cpu") -> dict:
@@ -84,7 +86,7 @@ def siamfc_time(dataset, *, weights=None, n: int = 3, frames: int = 10, device: 
     if not cand:
         raise ValueError(f"no frame with boxes and {n} frames either side")
     pick = [cand[i] for i in np.linspace(0, len(cand) - 1, min(frames, len(cand))).round().astype(int)]
-    boxes_total, start = 0, time.perf_counter()
+    boxes_total, start, cpu = 0, time.perf_counter(), time.process_time()
     for v, t in pick:
         boxes = dataset.ground_truth(dataset.index_of(v, t))["boxes"]
         boxes_total += len(boxes)
@@ -92,12 +94,13 @@ def siamfc_time(dataset, *, weights=None, n: int = 3, frames: int = 10, device: 
             tracker.propagate(v, t, boxes, d)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"bench": "siamfc_time", "device": device, "n": n, "frames": len(pick),
             "boxes_per_frame": round(boxes_total / len(pick), 2),
             "s_per_frame": round(seconds / len(pick), 3),
             "s_per_1000_frames": round(1000 * seconds / len(pick), 1),
-            "s_per_box_step": round(seconds / max(boxes_total, 1) / (2 * n), 4)}
+            "s_per_box_step": round(seconds / max(boxes_total, 1) / (2 * n), 4),
+            "cpu_s_per_1000_frames": round(1000 * cpu / len(pick), 1)}
 
 
 def tracker_ious(dataset, trackers: dict, *, deltas=(1, 3, -1, -3), frame_step: int = 1) -> list[dict]:
@@ -131,8 +134,16 @@ def generate_small(out: str, *, scale: float = 0.002, resolution: str = "160x120
 @click.option("--siamfc-weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--siamfc-frames", type=int, default=5, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def main(dataset, scale, resolution, pairs, siamfc_weights, siamfc_frames, device):
-    print(json.dumps({"bench": "flow", "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+@click.option("--threads", type=int, default=None,
+              help="torch and OpenCV threads (default: their choice); 1 makes CPU time comparable.")
+def main(dataset, scale, resolution, pairs, siamfc_weights, siamfc_frames, device, threads):
+    if threads:
+        import cv2
+
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    print(json.dumps({"bench": "flow", "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+                      "torch_threads": torch.get_num_threads(),
                       "python": platform.python_version(), "torch": torch.__version__}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if dataset is None:
