@@ -21,10 +21,10 @@ Format ``vidal-flow-v1`` (one HDF5 file per dataset file, by default next to it:
 
 A pixel ``(x, y)`` of frame t moves to ``(x + forward[t, y, x, 0], y + forward[t, y, x, 1])`` in
 frame t+1 (the convention of the dataset's ground-truth ``flow``, OpenCV and torchvision).
-Arrays are float16 rounded to 1/64 px (default; exact steps of 1/64 px below 32 px, float16
-precision — 1/32 px up to 64 px — above; half the bytes of float32, and the rounding lets gzip
-compress) or float32 rounded to 1/256 px, chunked one frame per chunk,
-gzip level 1; plain ``h5py`` reads them. A one-frame video has ``[0, H, W, 2]`` arrays.
+Arrays are float16 rounded to 1/16 px (default; exact steps of 1/16 px below 128 px — ample for
+moving boxes, and the coarse low bits let the shuffle + gzip filters halve the size: ~0.39 MB per
+640x480 DIS flow frame instead of 1.2 MB raw) or float32 rounded to 1/256 px, chunked one frame per chunk,
+byte shuffle + gzip level 1 (filters built into every HDF5); plain ``h5py`` reads them. A one-frame video has ``[0, H, W, 2]`` arrays.
 
 The fingerprint ties a cache to a dataset: :meth:`FlowCache.check_dataset` refuses (one-line
 :class:`FlowCacheError`) a cache made for other videos, other frame counts or another resolution.
@@ -79,8 +79,8 @@ def default_flow_path(dataset_path: str | os.PathLike) -> str:
 
 def quantise(flow: np.ndarray, dtype: str) -> np.ndarray:
     """Flow as stored: float16, or float32 rounded to 1/256 px."""
-    if dtype == "float16":  # 1/64 px steps (exact in float16 below 32 px) compress far better
-        return (np.round(np.asarray(flow, np.float32) * 64.0) / 64.0).astype(np.float16)
+    if dtype == "float16":  # 1/16 px steps (exact in float16 below 128 px) compress far better
+        return (np.round(np.asarray(flow, np.float32) * 16.0) / 16.0).astype(np.float16)
     if dtype == "float32":
         return (np.round(np.asarray(flow, np.float32) * 256.0) / 256.0).astype(np.float32)
     raise ValueError(f"flow cache dtype must be float16 or float32, not {dtype!r}")
@@ -239,7 +239,8 @@ class FlowCacheWriter:
         chunks = (1, info.height, info.width, 2) if shape[0] else None
         out = tuple(g.create_dataset(d, shape=shape, dtype=self.dtype, chunks=chunks,
                                      compression="gzip" if chunks else None,
-                                     compression_opts=1 if chunks else None) for d in DIRECTIONS)
+                                     compression_opts=1 if chunks else None,
+                                     shuffle=bool(chunks)) for d in DIRECTIONS)
         return out  # type: ignore[return-value]
 
     def write(self, ds: h5py.Dataset, t: int, flow: np.ndarray) -> None:
