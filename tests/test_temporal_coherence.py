@@ -385,3 +385,23 @@ def test_overlay_draws_each_kind_in_its_colour(tmp_path):
     assert tuple(ov[60, 70]) == COLORS["fp"]
     p = save_png(tmp_path / "sub" / "o.png", ov)
     assert cv2.imread(str(p))[60, 70].tolist() == list(COLORS["fp"][::-1])  # BGR on disk
+
+
+def test_tracker_output_is_not_modified():
+    class Caching(VelocityTracker):
+        """Returns float64 arrays it keeps; TC must not write into them."""
+
+        def __init__(self, n):
+            super().__init__(n)
+            self.kept = []
+
+        def propagate(self, video, frame, boxes, delta):
+            out = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+            out[:, 2:] = out[:, :2]  # degenerate boxes: TC treats them as lost (NaN)
+            self.kept.append(out)
+            return out
+
+    tr = Caching([3])
+    ve = run([P([BOX]) for _ in range(3)], tr)
+    assert all(np.isfinite(k).all() for k in tr.kept)
+    assert len(ve.edges) == 0 and ve.est_fp.sum() == 0  # lost tracks: no links, no candidates

@@ -313,7 +313,8 @@ def estimate_video(preds: Sequence, tracker, video: int, **params: Any) -> Video
         key = (t, d)
         if key not in tracks:
             s0 = time.perf_counter()
-            out = np.asarray(tracker.propagate(video, t, boxes[t].astype(np.float32), d), np.float64)
+            # a copy: the tracker may hand out an array it keeps (a cache); we write NaNs into it
+            out = np.array(tracker.propagate(video, t, boxes[t].astype(np.float32), d), np.float64, copy=True)
             t_track += time.perf_counter() - s0
             out = out.reshape(-1, 4)
             if len(out) != len(boxes[t]):
