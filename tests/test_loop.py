@@ -327,3 +327,13 @@ def test_cli_errors_are_one_line(tiny, tmp_path):
         f"Error: {tiny / 'al.py'}: acquisition.name: unknown acquisition 'nope'; valid names: "
         + ", ".join(ACQUISITIONS.names())]
     assert not (tmp_path / "x").exists()
+
+
+def test_report_reads_real_run_folders(e2e, tmp_path):
+    from vidal.report import load_runs, plot_curves, table
+
+    runs = load_runs(list(e2e.values()))
+    rows = table(runs)
+    assert len(rows) == len(e2e) and {r["seeds"] for r in rows} == {1}
+    assert {r["labeled"] for r in rows} == {7.0}
+    assert plot_curves(runs, tmp_path / "c.png").stat().st_size > 5000

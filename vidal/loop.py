@@ -460,6 +460,9 @@ class Experiment:
 
         d = self.cycle_dir(c)
         det = self.detector(c)
+        # global RNGs too (an acquisition or tracker may use them): a resumed step reproduces
+        self._seed_torch(c, "acquire")
+        np.random.seed(step_int_seed(self.seed, c, "acquire"))
         t_predict = 0.0
         predictions = None
         if "predictions" in self.needs or "tracks" in self.needs:
