@@ -204,6 +204,9 @@ def test_wrong_inputs_stop_before_training(tiny, tmp_path):
     with pytest.raises(ConfigError, match="unknown tracker 'identiti'; valid names: .*identity"):
         Experiment(cfg, work, 0, progress=False)
     if "temporal_coherence" in ACQUISITIONS:
+        cfg["tracker"] = {"name": "flow"}  # no flow cache next to train.h5: said before any training
+        with pytest.raises(ConfigError, match="tracker \\(flow\\): no flow cache .*tools/compute_flow.py"):
+            Experiment(cfg, work, 0, progress=False)
         del cfg["tracker"]
         with pytest.raises(ConfigError, match="no 'tracker' section"):
             Experiment(cfg, work, 0, progress=False)

@@ -300,8 +300,10 @@ class Experiment:
         self.video_of_frames = self.pool.video_of_frames()
         self.config_text = dump(cfg)
         self._check_work_dir()
-        self._tracker = None
         self._detector = None  # (cycle, detector) in memory
+        # built now (a missing flow cache or tracker weights stop the run before any training),
+        # once per run: the flow cache is computed once; SiamFC is reset every cycle
+        self._tracker = self._build_tracker() if self.tracker_spec else None
 
     # ---- work dir
     def log(self, line: str) -> None:
@@ -434,16 +436,16 @@ class Experiment:
                 "time_s": time.perf_counter() - t0}
 
     # ---- acquisition
-    def tracker(self):
-        if self._tracker is None:
-            from vidal.registry import TRACKERS
+    def _build_tracker(self):
+        from vidal.registry import TRACKERS
 
-            name, options = self.tracker_spec
-            self.log(f"building tracker {name} for the pool ({len(self.pool)} frames)")
-            try:
-                self._tracker = TRACKERS.get(name).for_dataset(self.pool, **options)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+        name, options = self.tracker_spec
+        try:
+            return TRACKERS.get(name).for_dataset(self.pool, **options)
+        except (TypeError, ValueError, OSError) as e:
+            raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+
+    def tracker(self):
         return self._tracker
 
     def labeled_class_counts(self, state: ALState) -> np.ndarray:
