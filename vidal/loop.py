@@ -545,7 +545,8 @@ class Experiment:
                "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
                "time_predict_s": None, "time_acquire_s": None, "time_select_s": None,
                "budget": None, "selected": None, "shortfall": None,
-               "selected_real_fp_mean": None, "selected_real_fn_mean": None, "log": {}}
+               "selected_real_fp_mean": None, "selected_real_fn_mean": None, "selected_score_mean": None,
+               "log": {}}
         if c < self.protocol.cycles:
             sel = self.read_selection(c)
             m = len(sel["selected"])
