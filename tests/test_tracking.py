@@ -232,3 +232,28 @@ def test_compute_flow_reports_epe_and_flow_tracker_beats_identity(generated, tmp
         assert res["pairs"] == ident["pairs"] > 50
         assert res["mean_iou"] > ident["mean_iou"] + 0.05, (flow, mode)
         assert res["per_delta"][3]["mean_iou"] > ident["per_delta"][3]["mean_iou"]
+
+
+def _read_in_child(tracker, queue):
+    queue.put(tracker.propagate(0, 0, np.array([[10, 10, 20, 20]], np.float32), 2))
+
+
+def test_flow_tracker_is_fork_and_pickle_safe(tmp_path, six):
+    import multiprocessing as mp
+    import pickle
+
+    path = make_cache(tmp_path, six, lambda t: (const(1.0, 2.0), const(-1.0, -2.0)))
+    tr = FlowTracker.for_dataset(six, flow=path)
+    want = np.array([[12, 14, 22, 24]], np.float32)
+    np.testing.assert_allclose(tr.propagate(0, 0, np.array([[10, 10, 20, 20]]), 2), want)  # parent opened it
+    clone = pickle.loads(pickle.dumps(tr))
+    np.testing.assert_allclose(clone.propagate(0, 1, np.array([[10, 10, 20, 20]]), 1), want - [1, 2, 1, 2])
+    tr.reset()
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(tr, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    np.testing.assert_allclose(got, want)
+    assert tr.cache._pid != child.pid
