@@ -248,7 +248,7 @@ def test_flow_tracker_is_fork_and_pickle_safe(tmp_path, six):
     np.testing.assert_allclose(tr.propagate(0, 0, np.array([[10, 10, 20, 20]]), 2), want)  # parent opened it
     clone = pickle.loads(pickle.dumps(tr))
     np.testing.assert_allclose(clone.propagate(0, 1, np.array([[10, 10, 20, 20]]), 1), want - [1, 2, 1, 2])
-    tr.reset()
+    tr.clear_cache()
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_read_in_child, args=(tr, queue))

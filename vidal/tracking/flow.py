@@ -115,7 +115,11 @@ class FlowTracker:
         return cls(cache, dataset.videos, mode=mode, max_cache_mb=max_cache_mb)
 
     def reset(self) -> None:
-        """Drop the in-memory flow frames (the flow itself never changes between cycles)."""
+        """Per-cycle reset: nothing to do — the flow does not depend on the detections, so the
+        in-memory flow frames stay valid across AL cycles (:meth:`clear_cache` frees them)."""
+
+    def clear_cache(self) -> None:
+        """Drop the in-memory flow frames (they are re-read from the cache file on demand)."""
         self._frames.clear()
         self._bytes = 0
 
