@@ -3,6 +3,7 @@
     python tools/run_al.py configs/al/entropy-mean_frcnn-r18-cpu_synthia-al-1pct-mini.py \\
         --work-dir runs/entropy-mean/seed0 --seed 0
     python tools/run_al.py CONFIG --work-dir DIR --seed 0 --resume      # continue an interrupted run
+    python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.cycles=2 schedule.epochs=1
 
 The work dir receives the resolved config, the seed, versions and git commit, the labeled set of
 every cycle, metrics.jsonl (one row per cycle) and the latest checkpoint (see vidal/loop.py).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from vidal.cli import command_line, one_line_errors
+from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.loop import Experiment, ExperimentError
 
@@ -23,16 +24,15 @@ from vidal.loop import Experiment, ExperimentError
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Experiment seed: initial labeled set (shared by all methods), training, tie-breaking.")
 @click.option("--resume", is_flag=True, help="Continue the experiment in --work-dir from its last completed step.")
-@click.option("--cfg-options", multiple=True, metavar="KEY=VALUE",
-              help="Override config keys, e.g. --cfg-options al.cycles=3 schedule.epochs=1 (repeatable).")
 @click.option("--threads", type=int, default=None,
               help="torch CPU threads (bit-identical reruns need the same number).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@cfg_options
 def main(config, work_dir, seed, resume, cfg_options, threads, quiet):
     """Run the AL experiment of CONFIG into --work-dir."""
     command = command_line()
     with one_line_errors(ConfigError, ExperimentError, FileNotFoundError):
-        cfg = load_config(config, list(cfg_options))
+        cfg = load_config(config, cfg_options)
         exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command)
         result = exp.run()
     rows = result["rows"]
