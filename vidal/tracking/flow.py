@@ -45,9 +45,12 @@ def _bilinear(flow: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y1 = np.minimum(y0 + 1, h - 1)
     ax = (x - x0)[:, None]
     ay = (y - y0)[:, None]
-    f = flow.astype(np.float64, copy=False)
-    return ((1 - ay) * ((1 - ax) * f[y0, x0] + ax * f[y0, x1])
-            + ay * ((1 - ax) * f[y1, x0] + ax * f[y1, x1]))
+    # convert only the four sampled pixels per box (not the whole [H,W,2] frame)
+    def at(yy, xx):
+        return flow[yy, xx].astype(np.float64)
+
+    return ((1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1))
+            + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1)))
 
 
 def _median_inside(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:
