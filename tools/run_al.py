@@ -1,6 +1,6 @@
 """Run one active-learning experiment (train -> predict -> acquire -> select, per cycle).
 
-    python tools/run_al.py configs/al/entropy-mean_frcnn-r18-cpu_synthia-al-1pct-mini.py \\
+    python tools/run_al.py configs/al/entropy-mean_frcnn-effl0-imagenet-cpu_synthia-al-1pct-mini.py \\
         --work-dir runs/entropy-mean/seed0 --seed 0
     python tools/run_al.py CONFIG --work-dir DIR --seed 0 --resume      # continue an interrupted run
     python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.cycles=2 schedule.epochs=1

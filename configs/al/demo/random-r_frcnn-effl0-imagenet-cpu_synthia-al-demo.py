@@ -2,7 +2,7 @@
 _base_ = [
     "../../_base_/datasets/synthia-al-demo.py",
     "../../_base_/detectors/frcnn-effl0-fpn-imagenet_cpu.py",
-    "../../_base_/schedules/cpu-demo.py",
+    "../../_base_/schedules/cpu-al.py",
     "../../_base_/al/demo.py",
     "../../_base_/acquisitions/random-r.py",
 ]
