@@ -58,8 +58,6 @@ import json
 import math
 import os
 import pickle
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,7 +66,17 @@ from typing import Any
 import numpy as np
 
 from vidal.config import ConfigError, check_keys, dump, section
-from vidal.selection import ALState, budget_count, check_budget, initial_labeled, select, step_int_seed, step_rng
+from vidal.provenance import git_commit, versions
+from vidal.selection import (
+    ALState,
+    budget_count,
+    check_budget,
+    initial_labeled,
+    select,
+    step_int_seed,
+    step_rng,
+)
+from vidal.training import FrameView
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
                                "train_from": "previous", "reference": False}
@@ -123,42 +131,6 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
-
-
-def versions() -> dict[str, str]:
-    import torch
-    import torchvision
-
-    import vidal
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "vidal": getattr(vidal, "__version__", "unknown")}
-
-
-def git_commit() -> str:
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
-
-
-class FrameSubset(Sequence):
-    """Lazy ``dataset[i]`` for the given flat ids (training reads images one batch at a time)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset = dataset
-        self.indices = [int(i) for i in indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, k):
-        return self.dataset[self.indices[k]]
 
 
 # ----------------------------------------------------------------------------- config sections
@@ -344,7 +316,7 @@ class Experiment:
         atomic_write(wd / "config.py", lambda f: f.write(self.config_text), "w")
         write_json(wd / "experiment.json", {
             "seed": self.seed, "command": self.command, "config_path": str(self.where),
-            "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit(),
+            "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit() or "unknown",
             "threads": self.threads, "pool_frames": len(self.pool), "test_frames": len(self.test),
             "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -400,7 +372,7 @@ class Experiment:
             det.load_weights(start)
         self._seed_torch(cycle, step)
         t0 = time.perf_counter()
-        history = det.train(FrameSubset(self.pool, frames), progress=self.progress)
+        history = det.train(FrameView(self.pool, frames), progress=self.progress)
         seconds = time.perf_counter() - t0
         det.save(out_dir / "model.pt")
         losses = [h["loss"] for h in history]
