@@ -48,12 +48,8 @@ def make_frames(n=4, seed=0) -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+def _threads(torch_two_threads):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

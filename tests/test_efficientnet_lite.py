@@ -14,12 +14,8 @@ from vidal.detection.torchvision_frcnn import use_channels_last
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+def _threads(torch_two_threads):
     yield
-    torch.set_num_threads(n)
 
 
 def test_imagenet_weights_load_key_for_key():

@@ -42,6 +42,8 @@ from torch import Tensor, nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
+
 #: (repeats, kernel, stride, expand ratio, output channels) per stage
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
@@ -173,14 +175,7 @@ def load_imagenet_weights(body: EfficientNetLite0Body, path: str | Path | None =
         raise ValueError(f"{path}: expected an EfficientNet-Lite0 state dict, got {type(sd).__name__}")
     classifier = [k for k in sd if k.startswith(("_conv_head", "_bn1.", "_fc."))]
     own = body.state_dict()
-    sd = {k: v for k, v in sd.items() if k not in classifier and not (k.endswith("num_batches_tracked")
-                                                                      and k not in own)}
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [k for k in sd if k in own and own[k].shape != sd[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path}: not EfficientNet-Lite0 ImageNet weights ({len(missing)} missing keys, e.g. "
-                         f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]}; {len(wrong)} of "
-                         f"another shape, e.g. {wrong[:2]})")
+    sd = drop_untracked_bn_counters({k: v for k, v in sd.items() if k not in classifier}, own)
+    check_state_dict(sd, own, path, "EfficientNet-Lite0 ImageNet weights")
     body.load_state_dict(sd, strict=False)
     return classifier

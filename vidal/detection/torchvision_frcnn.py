@@ -40,15 +40,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import (
+    mobilenet_backbone,
+    resnet_fpn_backbone,
+)
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.models.detection.transform import (
+    GeneralizedRCNNTransform,
+    resize_boxes,
+)
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
 from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
 BACKEND = "torchvision_frcnn"
@@ -299,16 +306,8 @@ def load_torchvision_weights(model: FasterRCNN, path: str | Path) -> list[str]:
     own = model.state_dict()
     skipped = [k for k in list(sd) if k.startswith("roi_heads.box_predictor.")
                and k in own and sd[k].shape != own[k].shape]
-    # BatchNorm2d state dicts carry num_batches_tracked, FrozenBatchNorm2d ones do not
-    sd = {k: v for k, v in sd.items() if k not in skipped
-          and not (k.endswith("num_batches_tracked") and k not in own)}
-    wrong = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in own]
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path}: not a torchvision Faster R-CNN state dict for this backbone "
-                         f"({len(missing)} missing keys, e.g. {missing[:2]}; {len(unexpected)} unexpected, "
-                         f"e.g. {unexpected[:2]}; {len(wrong)} of another shape, e.g. {wrong[:2]})")
+    sd = drop_untracked_bn_counters({k: v for k, v in sd.items() if k not in skipped}, own)
+    check_state_dict(sd, own, path, "a torchvision Faster R-CNN state dict for this backbone", ignore=skipped)
     model.load_state_dict(sd, strict=False)
     return skipped
 
