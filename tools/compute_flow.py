@@ -35,6 +35,9 @@ from vidal.tracking.flow_methods import METHODS, FlowWeightsError, build_flow_me
               show_default=True)
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
               help="Storage type of the flow (float32 is rounded to 1/256 px).")
+@click.option("--compression", type=click.Choice(["gzip", "lzf", "none"]), default="gzip", show_default=True,
+              help="HDF5 filter: gzip is 4.7x smaller, none reads ~9x faster (temporal coherence is then "
+                   "dominated by the detector, not by flow decompression).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Output .flow.h5 [default: next to DATASET, e.g. train.flow.h5].")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of raft / pwcnet (cpu, cuda).")
@@ -42,7 +45,7 @@ from vidal.tracking.flow_methods import METHODS, FlowWeightsError, build_flow_me
 @click.option("--allow-random-weights", is_flag=True, hidden=True,
               help="Run raft / pwcnet without --weights (speed tests only).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(dataset, method, weights, raft_size, dis_preset, dtype, out, device, overwrite, allow_random_weights,
+def main(dataset, method, weights, raft_size, dis_preset, dtype, compression, out, device, overwrite, allow_random_weights,
          quiet):
     """Compute forward and backward flow of every consecutive frame pair of DATASET into a
     vidal-flow-v1 cache."""
@@ -60,7 +63,7 @@ def main(dataset, method, weights, raft_size, dis_preset, dtype, out, device, ov
             options["allow_random"] = allow_random_weights
         flow_method = build_flow_method(method, weights=weights, device=device, **options)
         ds = VideoDataset(dataset)
-        result = compute_flow_cache(ds, out, flow_method, dtype=dtype, progress=not quiet,
+        result = compute_flow_cache(ds, out, flow_method, dtype=dtype, progress=not quiet, compression=compression,
                                     attrs={"command": command, "created_by": f"vidal {vidal.__version__}"})
     if "epe_mean" in result:
         click.echo(json.dumps({k: result[k] for k in result if k.startswith(("epe", "zero_epe"))}

@@ -65,7 +65,7 @@ def _median_inside(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     for i in range(len(boxes)):
         patch = flow[ya[i]:yb[i], xa[i]:xb[i]]
         if patch.size:
-            out[i] = np.median(patch.reshape(-1, 2), axis=0)
+            out[i] = np.median(patch.reshape(-1, 2).astype(np.float64), axis=0)
         else:
             cx = int(np.clip((boxes[i, 0] + boxes[i, 2]) / 2, 0, w - 1))
             cy = int(np.clip((boxes[i, 1] + boxes[i, 3]) / 2, 0, h - 1))
@@ -132,7 +132,7 @@ class FlowTracker:
         if f is not None:
             self._frames.move_to_end(key)
             return f
-        f = self.cache.read(key[0], direction, t)
+        f = self.cache.read(key[0], direction, t, dtype=None)  # stored dtype: no full-frame conversion
         self._frames[key] = f
         self._bytes += f.nbytes
         while self._bytes > self.max_cache_bytes and len(self._frames) > 1:

@@ -227,7 +227,8 @@ def endpoint_error(flow: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = "float16",
-                       attrs: dict | None = None, progress: bool = False) -> dict[str, Any]:
+                       attrs: dict | None = None, progress: bool = False,
+                       compression: str = "gzip") -> dict[str, Any]:
     """Compute forward and backward flow of every consecutive frame pair of ``dataset`` with
     ``method`` (from :func:`build_flow_method`) into the flow cache ``out``
     (:mod:`vidal.tracking.flow_cache`; written to ``out.partial``, resumed if interrupted,
@@ -250,7 +251,7 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
     from vidal.tracking.flow_cache import FlowCacheWriter
 
     writer = FlowCacheWriter(out, dataset, method=method.name, options=dict(method.options), dtype=dtype,
-                             attrs=attrs)
+                             attrs=attrs, compression=compression)
     stats = {"sum": 0.0, "over": 0, "n": 0, "zsum": 0.0, "zover": 0, "e": [], "z": []}
     rng = np.random.default_rng(0)
 
