@@ -32,6 +32,7 @@ import numpy as np
 from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config, section
 from vidal.data.dataset import DatasetFormatError
+from vidal.jsonsafe import json_safe
 
 
 def _tracker(cfg: dict, name: str | None, dataset):
@@ -69,21 +70,6 @@ def _tc_params(cfg: dict) -> dict:
     return {}
 
 
-def _clean(x):
-    """JSON-safe: NaN -> None, numpy -> Python."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
@@ -105,7 +91,10 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
     """Estimate errors of the detector CHECKPOINT on the SPLIT of CONFIG with temporal coherence."""
     import torch
 
-    from vidal.acquisition.temporal_coherence import TemporalCoherence, evaluate_estimates
+    from vidal.acquisition.temporal_coherence import (
+        TemporalCoherence,
+        evaluate_estimates,
+    )
     from vidal.build import open_split
     from vidal.detection import load_detector
     from vidal.tracking.base import Tracker
@@ -189,7 +178,7 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
         "overlays": written,
     }
     path = out / "errors.json"
-    path.write_text(json.dumps(_clean(report), indent=1))
+    path.write_text(json.dumps(json_safe(report), indent=1))
     s = result.summary()
     click.echo(f"{s['detections']} detections, {s['candidates']} candidates: estimated {s['est_fp']} FP, "
                f"{s['est_fn']} FN; temporal coherence {t_tc:.2f} s vs detector {t_predict:.2f} s")

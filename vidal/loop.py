@@ -55,7 +55,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import math
 import os
 import pickle
 import time
@@ -66,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from vidal.config import ConfigError, check_keys, dump, section
+from vidal.jsonsafe import json_safe
 from vidal.provenance import git_commit, versions
 from vidal.selection import (
     ALState,
@@ -111,21 +111,8 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     os.replace(tmp, path)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(_clean(obj), indent=1, sort_keys=True)
+    text = json.dumps(json_safe(obj), indent=1, sort_keys=True)
     atomic_write(path, lambda f: f.write(text + "\n"), "w")
 
 

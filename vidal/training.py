@@ -22,6 +22,7 @@ import numpy as np
 
 from vidal.detection.base import Predictions
 from vidal.evaluation import coco_metrics, evaluate_detections, evaluate_thesis
+from vidal.jsonsafe import json_safe
 
 
 class FrameView(Sequence):
@@ -66,19 +67,6 @@ def predict_frames(detector, dataset, indices: Sequence[int] | None = None, *, b
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return None if v != v else round(v, 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def evaluate_frames(dataset, predictions: Sequence[Predictions], indices: Sequence[int] | None = None, *,
                     score_threshold: float = 0.5, nms_iou: float = 0.5, coco: bool = False) -> dict[str, Any]:
     """Metrics of ``predictions`` (aligned with ``indices``) against the dataset's ground truth.
@@ -96,13 +84,13 @@ def evaluate_frames(dataset, predictions: Sequence[Predictions], indices: Sequen
            "AP50_all_scores": full["AP"], "num_frames": len(gts)}
     if coco:
         out["coco"] = coco_metrics(gts, predictions, C, class_names=names)
-    return _jsonable(out)
+    return json_safe(out, 6)
 
 
 def append_jsonl(path: Path, row: dict) -> None:
     """Append one JSON row and flush it to disk (a killed run keeps every completed row)."""
     with open(path, "a") as f:
-        f.write(json.dumps(_jsonable(row)) + "\n")
+        f.write(json.dumps(json_safe(row, 6)) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
