@@ -26,7 +26,6 @@ FrozenBatchNorm2d, as torchvision does for pretrained models.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
 from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.detection.schedule import fit, optimizer_step
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
@@ -412,24 +412,20 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
     """
     model.train()
     history = []
+    params = [p for p in model.parameters() if p.requires_grad]
     for it, (images, targets) in enumerate(batches):
         if max_iters is not None and it >= max_iters:
             break
-        images = [im.to(device) for im in images]
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: {losses}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        if warmup is not None:
-            warmup.step()
-        history.append({"loss": loss.item(), **{k: v.item() for k, v in losses.items()}})
+        history.append(optimizer_step(_losses(model, images, targets, device), optimizer, params,
+                                      grad_clip=grad_clip, warmup=warmup, iteration=it))
     return history
+
+
+def _losses(model: nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]],
+            device: torch.device) -> dict[str, Tensor]:
+    images = [im.to(device) for im in images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    return model(images, targets)
 
 
 @torch.no_grad()
@@ -525,33 +521,13 @@ class FasterRCNNDetector:
         batch_size = cfg.batch_size if batch_size is None else batch_size
         if len(frames) == 0:
             raise ValueError("train() needs at least one labeled frame")
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
-        warm = None
-        if cfg.warmup_iters > 0:
-            warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-3, total_iters=cfg.warmup_iters)
-        history: list[dict[str, float]] = []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=epochs, desc="train", unit="epoch")
-        for epoch in range(epochs):
-            left = None if iterations is None else iterations - len(history)
-            if left is not None and left <= 0:
-                break
-            cur_lr = opt.param_groups[0]["lr"]
-            rows = train_one_epoch(self.model, opt, self._batches(frames, batch_size, cfg.hflip), self.device,
-                                   grad_clip=cfg.grad_clip, warmup=warm, max_iters=left)
-            history += [{**r, "epoch": epoch, "lr": cur_lr} for r in rows]
-            sched.step()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}" if rows else "-")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, rows)
-        if bar is not None:
-            bar.close()
+        model, device = self.model, self.device
+        history = fit(lambda batch: _losses(model, *batch, device),
+                      [p for p in model.parameters() if p.requires_grad],
+                      lambda: self._batches(frames, batch_size, cfg.hflip), epochs=epochs, iterations=iterations,
+                      lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, milestones=milestones,
+                      gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, progress=progress,
+                      before_epoch=model.train, on_epoch_end=on_epoch_end)
         self.model.eval()
         return history
 

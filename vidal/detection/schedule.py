@@ -1,0 +1,94 @@
+"""The training schedule every detector backend shares (thesis 2.5.1).
+
+SGD with momentum and weight decay, the learning rate multiplied by ``gamma`` after each epoch
+listed in ``milestones`` (the thesis: "reduce the learning rate by a factor of 5"), an optional
+linear warm-up from ``lr / 1000`` over the first ``warmup_iters`` iterations (as torchvision's
+detection references), optional gradient-norm clipping. A backend supplies only how one batch
+becomes a dict of losses; this module owns the optimizer, the schedule, the progress bar and the
+per-iteration history, so the torchvision and MMDetection backends train the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def sgd_with_schedule(params: Iterable[Tensor], *, lr: float, momentum: float, weight_decay: float,
+                      milestones: Sequence[int], gamma: float, warmup_iters: int):
+    """``(optimizer, epoch_scheduler, warmup_scheduler or None)`` for the thesis schedule."""
+    opt = torch.optim.SGD(list(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
+    warm = None
+    if warmup_iters > 0:
+        warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-3, total_iters=warmup_iters)
+    return opt, sched, warm
+
+
+def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, params: Sequence[Tensor], *,
+                   grad_clip: float | None, warmup, iteration: int) -> dict[str, float]:
+    """Backward the sum of ``losses``, clip, step; the row of floats the history keeps.
+
+    A non-finite loss raises ``FloatingPointError`` naming the iteration and every loss term.
+    """
+    loss = sum(losses.values())
+    if not math.isfinite(float(loss)):
+        raise FloatingPointError(f"loss is {float(loss)} at iteration {iteration}: "
+                                 f"{ {k: float(v) for k, v in losses.items()} }")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    if warmup is not None:
+        warmup.step()
+    return {"loss": float(loss), **{k: float(v) for k, v in losses.items()}}
+
+
+def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
+        epoch_batches: Callable[[], Iterable[Any]], *, epochs: int, iterations: int | None, lr: float,
+        momentum: float, weight_decay: float, milestones: Sequence[int], gamma: float, warmup_iters: int,
+        grad_clip: float | None, progress: bool = False, before_epoch: Callable[[], None] | None = None,
+        on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
+    """Train for ``epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch).
+
+    ``losses_of(batch)`` runs the model in training mode and returns its loss terms;
+    ``before_epoch()`` puts the model in training mode (``on_epoch_end`` may have evaluated it).
+    ``iterations`` caps the total number of optimizer steps. Returns one row per iteration with
+    ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``.
+    """
+    params = list(params)
+    opt, sched, warm = sgd_with_schedule(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                         milestones=milestones, gamma=gamma, warmup_iters=warmup_iters)
+    history: list[dict[str, float]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=epochs, desc="train", unit="epoch")
+    for epoch in range(epochs):
+        if iterations is not None and len(history) >= iterations:
+            break
+        if before_epoch is not None:
+            before_epoch()
+        epoch_lr = opt.param_groups[0]["lr"]
+        rows = []
+        for batch in epoch_batches():
+            if iterations is not None and len(history) + len(rows) >= iterations:
+                break
+            row = optimizer_step(losses_of(batch), opt, params, grad_clip=grad_clip, warmup=warm,
+                                 iteration=len(history) + len(rows))
+            rows.append(row)
+        history += [{**r, "epoch": epoch, "lr": epoch_lr} for r in rows]
+        sched.step()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}" if rows else "-")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, rows)
+    if bar is not None:
+        bar.close()
+    return history
