@@ -71,7 +71,9 @@ def bench_tc(ctx: Bench, tracker_name: str, tracker) -> dict:
     res = tc.estimate(ctx.dataset, ctx.predictions, tracker, videos=ctx.videos, n_frames=ctx.n_frames)
     total, cpu = time.perf_counter() - t, time.process_time() - c
     s = res.summary()
-    return {"bench": "tc", "tracker": tracker_name, "frames": ctx.frames, "videos": len(ctx.videos),
+    flow = ({"flow_cache": tracker.cache.path, "flow_downsample": tracker.downsample}
+            if hasattr(tracker, "downsample") else {})
+    return {"bench": "tc", "tracker": tracker_name, **flow, "frames": ctx.frames, "videos": len(ctx.videos),
             "detections_per_frame": round(s["detections"] / max(ctx.frames, 1), 2),
             "candidates": s["candidates"], "edges": s["edges"], "est_fp": s["est_fp"], "est_fn": s["est_fn"],
             "seconds": round(total, 4), "seconds_per_1000_frames": per_1000(total, ctx.frames),

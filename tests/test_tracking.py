@@ -170,9 +170,9 @@ def test_cache_is_atomic_resumable_and_plain_h5py(tmp_path, six):
     assert not out.exists() and Path(str(out) + ".partial").exists()
     result = compute_flow_cache(six, out, Failing())
     assert result["resumed_videos"] == 1 and out.exists() and not Path(str(out) + ".partial").exists()
-    with h5py.File(out, "r") as f:  # readable without vidal
-        assert f.attrs["format"] == "vidal-flow-v1" and f.attrs["method"] == "dis"
-        assert f["videos/v0/forward"].shape == (5, H, W, 2) and f["videos/v0/forward"].dtype == np.float16
+    with h5py.File(out, "r") as f:  # readable without vidal; stored at 1/4 size by default
+        assert f.attrs["format"] == "vidal-flow-v2" and f.attrs["method"] == "dis" and f.attrs["downsample"] == 4
+        assert f["videos/v0/forward"].shape == (5, H // 4, W // 4, 2) and f["videos/v0/forward"].dtype == np.float16
         np.testing.assert_allclose(f["videos/v1/backward"][0, 3, 4], [0.5, 0.25])
 
 
@@ -222,7 +222,8 @@ def test_compute_flow_reports_epe_and_flow_tracker_beats_identity(generated, tmp
     assert again.exit_code == 1 and again.output.startswith("Error:") and "--overwrite" in again.output
 
     gt = tmp_path / "gt.flow.h5"
-    r = runner.invoke(compute_flow, [str(generated), "--method", "gt", "--out", str(gt), "--quiet"])
+    r = runner.invoke(compute_flow, [str(generated), "--method", "gt", "--out", str(gt), "--quiet",
+                                     "--downsample", "1"])  # exact: stored at full resolution
     assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])["epe_mean"] < 0.01
 
     ds = VideoDataset(generated)

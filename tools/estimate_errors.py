@@ -138,13 +138,13 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
     out.mkdir(parents=True, exist_ok=True)
 
     click.echo(f"predicting {n_total} frames of {dataset.paths[0]} ({len(videos)} videos) with {checkpoint}")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     preds = predict_frames(detector, dataset, frames, batch_size=batch_size, progress=not quiet)
-    t_predict = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_predict, c_predict = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     with one_line_errors(ValueError, OSError):
         result = tc.estimate(dataset, preds, tracker, videos=videos, n_frames=n_frames, progress=not quiet)
-    t_tc = time.perf_counter() - t0
+    t_tc, c_tc = time.perf_counter() - t0, time.process_time() - c0
 
     has_gt = any(len(dataset.annotations(v)["boxes"]) for v in videos)
     metrics = evaluate_estimates(result, dataset.ground_truth, preds, frames) if has_gt else None
@@ -172,7 +172,10 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
         "frames": int(n_total), "videos": len(videos),
         "graph": result.summary(),
         "seconds": {"predict": round(t_predict, 3), "temporal_coherence": round(t_tc, 3),
-                    "tc_over_predict": round(t_tc / t_predict, 5) if t_predict > 0 else None},
+                    "tc_over_predict": round(t_tc / t_predict, 5) if t_predict > 0 else None,
+                    # CPU seconds of this process (all threads): comparable when other jobs share the CPU
+                    "predict_cpu": round(c_predict, 3), "temporal_coherence_cpu": round(c_tc, 3),
+                    "tc_over_predict_cpu": round(c_tc / c_predict, 5) if c_predict > 0 else None},
         "metrics": metrics,
         "per_frame": {k: np.asarray(v).tolist() for k, v in per_frame.items()},
         "overlays": written,
@@ -181,7 +184,9 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
     path.write_text(json.dumps(json_safe(report), indent=1))
     s = result.summary()
     click.echo(f"{s['detections']} detections, {s['candidates']} candidates: estimated {s['est_fp']} FP, "
-               f"{s['est_fn']} FN; temporal coherence {t_tc:.2f} s vs detector {t_predict:.2f} s")
+               f"{s['est_fn']} FN; temporal coherence {t_tc:.2f} s vs detector {t_predict:.2f} s "
+               f"({100 * t_tc / max(t_predict, 1e-9):.1f} %; CPU {c_tc:.2f} s vs {c_predict:.2f} s, "
+               f"{100 * c_tc / max(c_predict, 1e-9):.1f} %)")
     if metrics:
         def f(x):
             return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"

@@ -13,6 +13,14 @@ flows ``t -> t-1`` for ``delta < 0``; at each step the flow is read where the bo
 the previous steps). The result is clipped to the image; a box that ends entirely outside the
 image (zero area after clipping) is lost: a NaN row. NaN input rows stay NaN.
 
+A cache stored at reduced resolution (``downsample`` s > 1, ``tools/compute_flow.py
+--downsample``) holds the block mean of every s x s pixels, in full-resolution pixels; cell
+``(i, j)`` is centred on box coordinates ``((j + 0.5) s, (i + 0.5) s)``. ``center`` samples it
+bilinearly at the box centre mapped to that grid, ``median`` takes the median over the cells whose
+centres lie inside the box. DIS estimates flow on 8 px patches, so its flow is smooth at that
+scale and a 4x smaller grid moves boxes as well (``docs/flow.md`` has the figures) while each
+frame to decompress is 16x smaller.
+
 Flow frames are read lazily from the cache (:mod:`vidal.tracking.flow_cache`) and kept in an LRU
 cache bounded in bytes (``max_cache_mb``), so a temporal-coherence pass over a video, which reads
 each flow frame ~2n times, touches the file once per frame.
@@ -51,6 +59,15 @@ def _bilinear(flow: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     return ((1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1))
             + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1)))
+
+
+def to_grid(x: np.ndarray, downsample: int) -> np.ndarray:
+    """Full-resolution pixel-centre coordinates -> coordinates in a grid of ``downsample`` x
+    ``downsample`` cells (cell ``j`` is centred on full-resolution pixel coordinate
+    ``j s + (s - 1) / 2``); the identity for ``downsample`` 1."""
+    if downsample == 1:
+        return x
+    return (x + 0.5) / downsample - 0.5
 
 
 def _median_inside(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -93,6 +110,8 @@ class FlowTracker:
         self.max_cache_bytes = int(max_cache_mb * 2 ** 20)
         self._frames: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self._bytes = 0
+        #: the cache stores flow at 1/downsample of the frame size (values in full-res pixels)
+        self.downsample = int(getattr(cache, "downsample", 1))
 
     @classmethod
     def for_dataset(cls, dataset, *, flow: str | os.PathLike | None = None, mode: str = "center",
@@ -154,12 +173,13 @@ class FlowTracker:
         for t in range(frame, frame + delta, step):
             # forward[t]: t -> t+1; backward[t-1]: t -> t-1
             flow = self._flow(video, "forward", t) if step > 0 else self._flow(video, "backward", t - 1)
+            s = self.downsample
             if self.mode == "center":
                 cx = (cur[:, 0] + cur[:, 2]) / 2 - 0.5  # box coords -> pixel-centre coords
                 cy = (cur[:, 1] + cur[:, 3]) / 2 - 0.5
-                d = _bilinear(flow, cx, cy)
-            else:
-                d = _median_inside(flow, cur)
+                d = _bilinear(flow, to_grid(cx, s), to_grid(cy, s))
+            else:  # box coords / s: the same pixel-centre rule on the cell grid
+                d = _median_inside(flow, cur / s if s > 1 else cur)
             cur = cur + np.concatenate([d, d], 1)
         w, h = info.width, info.height
         cur[:, 0::2] = np.clip(cur[:, 0::2], 0, w)

@@ -228,7 +228,7 @@ def endpoint_error(flow: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = "float16",
                        attrs: dict | None = None, progress: bool = False,
-                       compression: str = "gzip") -> dict[str, Any]:
+                       compression: str = "gzip", downsample: int | None = None) -> dict[str, Any]:
     """Compute forward and backward flow of every consecutive frame pair of ``dataset`` with
     ``method`` (from :func:`build_flow_method`) into the flow cache ``out``
     (:mod:`vidal.tracking.flow_cache`; written to ``out.partial``, resumed if interrupted,
@@ -238,7 +238,11 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
     is compared with it: the returned dict (also stored as root attrs of ``out``) has
     ``epe_mean`` (mean end-point error, px), ``epe_over_3px`` (fraction of pixels with EPE > 3 px),
     ``epe_pixels`` and, for reference, ``zero_epe_mean`` / ``zero_epe_over_3px`` / ``*_median``
-    of the zero flow.
+    of the zero flow. ``downsample`` (default
+    :data:`vidal.tracking.flow_cache.DEFAULT_DOWNSAMPLE`, 4): with ``downsample`` > 1 the flow is stored at reduced resolution (block
+    mean, :class:`vidal.tracking.flow_cache.FlowCacheWriter`); the EPE is then that of the stored
+    flow upsampled bilinearly (what the tracker samples), and ``ds_epe_mean`` /
+    ``ds_epe_over_1px`` give its end-point error against the full-resolution flow of the method.
 
     Returns:
         dict with ``out``, ``method``, ``pairs`` (frame pairs, each computed in both directions),
@@ -248,12 +252,37 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
 
     from tqdm import tqdm
 
-    from vidal.tracking.flow_cache import FlowCacheWriter
+    from vidal.tracking.flow_cache import DEFAULT_DOWNSAMPLE, FlowCacheWriter
 
+    downsample = DEFAULT_DOWNSAMPLE if downsample is None else downsample
     writer = FlowCacheWriter(out, dataset, method=method.name, options=dict(method.options), dtype=dtype,
-                             attrs=attrs, compression=compression)
-    stats = {"sum": 0.0, "over": 0, "n": 0, "zsum": 0.0, "zover": 0, "e": [], "z": []}
+                             attrs=attrs, compression=compression, downsample=downsample)
+    stats = {"sum": 0.0, "over": 0, "n": 0, "zsum": 0.0, "zover": 0, "e": [], "z": [],
+             "dsum": 0.0, "dover": 0, "dn": 0}
     rng = np.random.default_rng(0)
+
+    def as_stored(fwd: np.ndarray) -> np.ndarray:
+        """Full-resolution flow as the tracker sees it after storing (downsampled, upsampled)."""
+        from vidal.tracking.flow_cache import downsample_flow, quantise
+        if downsample == 1:
+            return fwd
+        return upsample(quantise(downsample_flow(fwd, downsample), dtype), *fwd.shape[:2])
+
+    def upsample(small: np.ndarray, h: int, w: int) -> np.ndarray:
+        small = np.asarray(small, np.float32)
+        if downsample == 1:
+            return small
+        # INTER_LINEAR with half-pixel centres = the tracker's sampling (vidal.tracking.flow.to_grid)
+        up = cv2.resize(small, None, fx=downsample, fy=downsample, interpolation=cv2.INTER_LINEAR)
+        return up[:h, :w]
+
+    def account_ds(fwd: np.ndarray) -> None:
+        if downsample == 1:
+            return
+        e = endpoint_error(as_stored(fwd), fwd)
+        stats["dsum"] += float(e.sum())
+        stats["dover"] += int((e > 1).sum())
+        stats["dn"] += e.size
 
     def account(fwd: np.ndarray, gt: np.ndarray) -> None:
         e = endpoint_error(fwd, gt)
@@ -279,7 +308,7 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
                 if gt is not None:  # resumed: score the stored flow
                     stored = writer._f["videos"][info.name]["forward"]
                     for t in range(n_pairs):
-                        account(np.asarray(stored[t], np.float32), gt[t])
+                        account(upsample(stored[t], info.height, info.width), gt[t])
                 bar.update(n_pairs)
                 continue
             fwd_ds, bwd_ds = writer.begin_video(v)
@@ -298,8 +327,9 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
                 for k, t in enumerate(ts):
                     writer.write(fwd_ds, t, fwd[k])
                     writer.write(bwd_ds, t, bwd[k])
+                    account_ds(fwd[k])
                     if gt is not None:
-                        account(fwd[k], gt[t])
+                        account(as_stored(fwd[k]), gt[t])
                 computed += len(ts)
                 bar.update(len(ts))
             writer.end_video(v)
@@ -316,6 +346,11 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
             epe = {k: (round(val, 4) if isinstance(val, float) else val) for k, val in epe.items()}
             writer.set_attrs(**epe)
             result.update(epe)
+        if stats["dn"]:
+            ds_epe = {"ds_epe_mean": round(stats["dsum"] / stats["dn"], 4),
+                      "ds_epe_over_1px": round(stats["dover"] / stats["dn"], 4)}
+            writer.set_attrs(**ds_epe)
+            result.update(ds_epe)
         result["out"] = writer.finish()
         return result
     finally:
