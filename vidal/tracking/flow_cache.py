@@ -14,6 +14,10 @@ Format ``vidal-flow-v1`` (one HDF5 file per dataset file, by default next to it:
                                                    [[video name, n_frames, height, width], ...]
                                      videos        JSON list of the video names, dataset order
                                      dtype         "float16" or "float32"
+                                     downsample    s >= 1 (absent in older v1 files: 1); s > 1 is
+                                                   written as format "vidal-flow-v2", arrays
+                                                   [T-1, ceil(H/s), ceil(W/s), 2] of s x s block
+                                                   means, values in full-resolution pixels
                                      command, created_by, (epe_mean, epe_over_3px, epe_pixels)
     /videos/<name>/forward    [T-1, H, W, 2]  forward[t]  = flow frame t   -> t+1, (dx, dy) pixels
     /videos/<name>/backward   [T-1, H, W, 2]  backward[t] = flow frame t+1 -> t,   (dx, dy) pixels
