@@ -21,50 +21,21 @@ import torch
 import vidal.acquisition  # noqa: F401 - registers the acquisitions
 
 from vidal.config import ConfigError, load_config
-from vidal.data._write import VideoToWrite, frame_annotations, write_videos
 from vidal.loop import Experiment, ExperimentError
 from vidal.registry import ACQUISITIONS
+from tiny_videos import write_split
 
 REPO = Path(__file__).resolve().parents[1]
-W, H = 96, 64
 TRAIN_LENGTHS = [6, 10, 14, 12]
 TEST_LENGTHS = [6, 6]
-
-
-def _write_split(path: Path, lengths, seed: int, split: str) -> None:
-    rng = np.random.default_rng(seed)
-    videos = []
-    for v, T in enumerate(lengths):
-        x0, y0, vx = int(rng.integers(0, 40)), int(rng.integers(0, 20)), float(rng.uniform(-2, 2))
-
-        def frames(T=T, x0=x0, y0=y0, vx=vx, v=v):
-            for t in range(T):
-                img = np.full((H, W, 3), 120, np.uint8)
-                boxes, labels = [], []
-                x = int(np.clip(x0 + vx * t, 0, W - 28))
-                if (t + v) % 7 != 6:  # some frames without the bright object
-                    img[y0:y0 + 24, x:x + 24] = 240
-                    boxes.append([x, y0, x + 24, y0 + 24])
-                    labels.append(1)
-                if v % 2 == 0:
-                    img[36:60, 60:84] = 10
-                    boxes.append([60, 36, 84, 60])
-                    labels.append(2)
-                yield img, frame_annotations(np.array(boxes, np.float32).reshape(-1, 4), labels,
-                                             np.arange(1, len(labels) + 1))
-
-        videos.append(VideoToWrite(name=f"vid_{v:03d}", n_frames=T, height=H, width=W, frames=frames))
-    write_videos(path, videos, {"classes": ["bright", "dark"], "fps": 25.0, "split": split,
-                                "generator_config": {}, "seed": seed, "command": "tests", "created_by": "tests"},
-                 progress=False)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """A folder with train.h5, test.h5 and a config file ``al.py`` (entropy, 2 selections)."""
     root = tmp_path_factory.mktemp("al")
-    _write_split(root / "train.h5", TRAIN_LENGTHS, 0, "train")
-    _write_split(root / "test.h5", TEST_LENGTHS, 1, "test")
+    write_split(root / "train.h5", TRAIN_LENGTHS, 0, "train")
+    write_split(root / "test.h5", TEST_LENGTHS, 1, "test")
     (root / "al.py").write_text(f"""
 _base_ = ["{REPO}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
 dataset = dict(train="{root}/train.h5", test="{root}/test.h5")

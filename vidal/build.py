@@ -80,7 +80,7 @@ def build_detector(cfg: dict, class_names, **overrides: Any):
         raise ConfigError(f"{_where(cfg)}: detector.backend: {e.args[0]}") from None
     try:
         return cls.from_config(class_names=class_names, profile=prof, fields={**fields, **overrides})
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:  # ImportError: a backend's framework is missing
         raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
 
 

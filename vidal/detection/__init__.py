@@ -4,6 +4,7 @@ Importing this package registers the backends in :data:`vidal.registry.DETECTORS
 """
 
 from vidal.detection.base import CHECKPOINT_FORMAT, Detector, Predictions, load_detector
+from vidal.detection.mmdet_backend import MMDetConfig, MMDetDetector, MMDetUnavailable
 from vidal.detection.torchvision_frcnn import (
     BACKBONES,
     PROFILES,
@@ -15,4 +16,4 @@ from vidal.detection.torchvision_frcnn import (
 )
 
 __all__ = ["BACKBONES", "CHECKPOINT_FORMAT", "PROFILES", "Detector", "FasterRCNNConfig", "FasterRCNNDetector",
-           "Predictions", "build_faster_rcnn", "load_detector", "profile", "train_one_epoch"]
+           "MMDetConfig", "MMDetDetector", "MMDetUnavailable", "Predictions", "build_faster_rcnn", "load_detector", "profile", "train_one_epoch"]

@@ -1,0 +1,11 @@
+# Thesis 2.5 protocol on SYNTHIA-AL (GPU scale): entropy-mean-cw, MMDetection Faster R-CNN R50-FPN (mmdet model zoo
+# config; COCO weights: --cfg-options detector.weights=/path/to/faster_rcnn_r50_fpn_1x_coco.pth).
+# The same experiment as ../entropy-mean-cw_frcnn-r50-coco_synthia-al.py with the detector swapped. Run it from the
+# OpenMMLab environment: .venv-mmdet/bin/python tools/run_al.py THIS_FILE --work-dir DIR --seed N
+_base_ = [
+    "../../_base_/datasets/synthia-al.py",
+    "../../_base_/detectors/mmdet-frcnn-r50-fpn_coco.py",
+    "../../_base_/schedules/thesis-synthia-al.py",
+    "../../_base_/al/thesis-synthia-al.py",
+    "../../_base_/acquisitions/entropy-mean-cw.py",
+]

@@ -1,0 +1,480 @@
+"""MMDetection backend: the :class:`vidal.detection.base.Detector` protocol over an mmdet model.
+
+Any mmdet two-stage detector whose RoI head is a ``StandardRoIHead`` with a ``BBoxHead`` (Faster
+R-CNN and its variants) works; the model is built from an mmdet config file:
+
+- ``config = "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"`` (default: the thesis's detector,
+  Faster R-CNN R50-FPN) names a config shipped inside the installed mmdet package
+  (``mmdet/.mim/configs``); any other value is a path to an mmdet config file (its ``_base_`` may
+  itself use ``mmdet::``). Only the config's ``model`` section is used: vidal feeds the frames,
+  resizes them to a fixed ``height`` (thesis 2.5.1: 300 px) and runs the schedule of
+  :mod:`vidal.detection.schedule` (the same SGD + step schedule as the torchvision backend).
+- ``cfg_options`` (a dict of dotted keys, as mmdet's ``--cfg-options``) edits that config;
+  ``roi_head.bbox_head.num_classes`` is always set to the dataset's class count.
+- ``weights``: an mmdet checkpoint (e.g. COCO weights from the mmdet model zoo) loaded into every
+  tensor of matching name and shape (the class-specific box-head layers of a COCO model do not
+  match a 3-class head and keep their fresh initialisation). Backbone ``init_cfg`` entries that
+  would download ImageNet weights are removed: nothing is fetched over the network.
+
+Predictions keep the full softmax row of each kept detection: the box head's per-image
+post-processing is wrapped so that mmdet's own ``multiclass_nms`` also returns the index of each
+kept candidate, whose proposal's row (mmdet puts background last; vidal first) is returned as
+``probs``.
+
+MMDetection 3.3 needs mmcv 2.1 with compiled ops, which do not build against vidal's main torch;
+``bash tools/setup_mmdet_env.sh`` makes a separate environment (``.venv-mmdet``) where this
+backend runs. Without mmdet, building the backend is a one-line error naming that script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.registry import DETECTORS
+
+BACKEND = "mmdet"
+DEFAULT_CONFIG = "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
+SETUP_SCRIPT = "tools/setup_mmdet_env.sh"
+
+
+class MMDetUnavailable(ImportError):
+    """mmdet / mmcv / mmengine cannot be imported in this Python."""
+
+
+def require_mmdet():
+    """Import mmdet (registering its modules) or raise a one-line :class:`MMDetUnavailable`."""
+    try:
+        import mmcv  # noqa: F401
+        import mmdet
+        import mmengine  # noqa: F401
+        from mmcv.ops import nms  # noqa: F401 - mmcv built without ops has no compiled nms
+        from mmdet.utils import register_all_modules
+    except Exception as e:  # noqa: BLE001 - ImportError, or a broken mmcv build (OSError / undefined symbol)
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise MMDetUnavailable(
+            f"detector.backend='mmdet' needs MMDetection 3.3 with mmcv 2.1 (compiled ops) and mmengine, which "
+            f"this Python ({sys.executable}) cannot import ({type(e).__name__}: {first}); create their "
+            f"environment with `bash {SETUP_SCRIPT}` (about 20 min the first time) and run vidal with "
+            f"`.venv-mmdet/bin/python`") from None
+    register_all_modules(init_default_scope=True)
+    return mmdet
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class MMDetConfig:
+    """The mmdet model to build and every number of its training schedule (thesis 2.5.1 defaults,
+    the same names and values as :class:`vidal.detection.FasterRCNNConfig`)."""
+
+    config: str = DEFAULT_CONFIG        # "mmdet::<path inside mmdet's configs>" or a config file path
+    cfg_options: dict[str, Any] = field(default_factory=dict)  # dotted-key edits of the mmdet config
+    weights: str | None = None          # mmdet checkpoint (e.g. COCO), loaded where names and shapes match
+    # input size: fixed height, aspect ratio kept (thesis: 300 px)
+    height: int = 300
+    max_width: int = 2000
+    # schedule (thesis 2.5.1, SYNTHIA-AL)
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    milestones: tuple[int, ...] = (5, 7)
+    gamma: float = 0.2
+    warmup_iters: int = 0
+    batch_size: int = 12
+    grad_clip: float | None = 10.0
+    hflip: float = 0.5
+    seed: int = 0
+    # RoI head test settings (written into the mmdet config's test_cfg.rcnn)
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    box_detections_per_img: int = 100
+    # runtime
+    predict_batch_size: int = 8
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+        self.cfg_options = dict(self.cfg_options or {})
+        for name in ("height", "max_width", "epochs", "batch_size", "predict_batch_size", "box_detections_per_img"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
+        if not isinstance(self.config, str) or not self.config:
+            raise ValueError(f"config must name an mmdet config file, got {self.config!r}")
+
+    def replace(self, **changes: Any) -> MMDetConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MMDetConfig:
+        """Strict: unknown keys are an error listing the valid ones (design.md 5.6)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown keys {unknown} for the mmdet backend; valid: {sorted(known)}")
+        return cls(**d)
+
+
+def resolve_config_path(name: str) -> Path:
+    """``mmdet::rel/path.py`` → the file inside the installed mmdet; otherwise ``name`` as a path."""
+    if name.startswith("mmdet::"):
+        mmdet = require_mmdet()
+        path = Path(mmdet.__file__).parent / ".mim" / "configs" / name[len("mmdet::"):]
+    else:
+        path = Path(name)
+    if not path.is_file():
+        raise ValueError(f"detector.config: mmdet config {name} not found ({path})")
+    return path
+
+
+def model_config(cfg: MMDetConfig, num_classes: int) -> dict:
+    """The mmdet ``model`` dict for ``cfg`` with ``num_classes`` classes, as a plain dict (stored in
+    checkpoints so that a model rebuilds without the config file)."""
+    require_mmdet()
+    from mmengine.config import Config
+
+    path = resolve_config_path(cfg.config)
+    try:
+        mm = Config.fromfile(str(path))
+        if cfg.cfg_options:
+            mm.merge_from_dict(dict(cfg.cfg_options))
+    except Exception as e:  # noqa: BLE001 - syntax errors, bad _base_, bad keys: one line naming the file
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ValueError(f"{path}: cannot read the mmdet config ({type(e).__name__}: {first})") from None
+    if "model" not in mm:
+        raise ValueError(f"{path}: the mmdet config has no `model` section")
+    model = mm.model.to_dict()
+    roi = model.get("roi_head") or {}
+    head = roi.get("bbox_head")
+    if not isinstance(head, dict) or roi.get("type") != "StandardRoIHead":
+        raise ValueError(f"{path}: the vidal mmdet backend needs a two-stage detector with a StandardRoIHead and "
+                         f"one bbox_head (Faster R-CNN style); this config's roi_head is {roi.get('type')!r}")
+    head["num_classes"] = int(num_classes)
+    _drop_download_inits(model)
+    model.setdefault("test_cfg", {}).setdefault("rcnn", {})
+    model["test_cfg"]["rcnn"].update(score_thr=cfg.box_score_thresh,
+                                     nms=dict(type="nms", iou_threshold=cfg.box_nms_thresh),
+                                     max_per_img=cfg.box_detections_per_img)
+    return model
+
+
+def _drop_download_inits(node: Any) -> None:
+    """Remove ``init_cfg=dict(type='Pretrained', checkpoint=...)`` entries (they download weights)."""
+    if isinstance(node, dict):
+        init = node.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            node["init_cfg"] = None
+        for v in node.values():
+            _drop_download_inits(v)
+    elif isinstance(node, list):
+        for v in node:
+            _drop_download_inits(v)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(model_cfg: dict):
+    """An mmdet detector from a ``model`` dict, initialised, with probability rows at inference."""
+    require_mmdet()
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    add_probability_rows(model.roi_head.bbox_head)
+    return model
+
+
+def add_probability_rows(bbox_head) -> None:
+    """Make ``bbox_head`` return ``probs [N, C+1]`` (vidal order: background first) per kept detection.
+
+    mmdet's per-image post-processing, called without a test config, decodes and rescales every
+    proposal's boxes and returns its softmax row without NMS; the wrapper then runs mmdet's own
+    ``multiclass_nms`` with ``return_inds=True`` (candidate ``k`` of the flattened ``[N * C]`` list
+    belongs to proposal ``k // C``) and attaches that proposal's row to each kept detection.
+    """
+    import torch
+    from mmdet.models.layers import multiclass_nms
+    from mmengine.structures import InstanceData
+
+    original = bbox_head._predict_by_feat_single
+    num_classes = bbox_head.num_classes
+
+    def predict_single(roi, cls_score, bbox_pred, img_meta, rescale=False, rcnn_test_cfg=None):
+        raw = original(roi, cls_score, bbox_pred, img_meta, rescale=rescale, rcnn_test_cfg=None)
+        if rcnn_test_cfg is None:  # mmdet's own "no NMS" path (test-time augmentation)
+            return raw
+        out = InstanceData()
+        scores = raw.scores
+        if roi.shape[0] == 0 or scores.numel() == 0:
+            dev = roi.device
+            out.bboxes = torch.zeros((0, 4), device=dev)
+            out.scores = torch.zeros((0,), device=dev)
+            out.labels = torch.zeros((0,), dtype=torch.long, device=dev)
+            out.probs = torch.zeros((0, num_classes + 1), device=dev)
+            return out
+        dets, labels, inds = multiclass_nms(raw.bboxes, scores, rcnn_test_cfg.score_thr, rcnn_test_cfg.nms,
+                                            rcnn_test_cfg.max_per_img, return_inds=True)
+        rows = scores[inds // num_classes]                          # [K, C+1], background last
+        out.bboxes = dets[:, :4]
+        out.scores = dets[:, -1]
+        out.labels = labels
+        out.probs = torch.cat([rows[:, num_classes:], rows[:, :num_classes]], dim=1)
+        return out
+
+    bbox_head._predict_by_feat_single = predict_single
+
+
+def load_mmdet_weights(model, path: str | Path) -> dict[str, int]:
+    """Load an mmdet checkpoint (``{"state_dict": ...}`` or a bare state dict) into every tensor of
+    the same name and shape; ``{"loaded": n, "skipped": m}``. A file with no matching tensor is a
+    one-line ``ValueError`` naming it."""
+    import torch
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: mmdet checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ValueError(f"{path}: not a readable mmdet checkpoint ({type(e).__name__}: {first})") from None
+    sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: not an mmdet checkpoint (no state_dict)")
+    own = model.state_dict()
+    match = {k: v for k, v in sd.items() if k in own and hasattr(v, "shape") and v.shape == own[k].shape}
+    if not match:
+        raise ValueError(f"{path}: no tensor matches this model by name and shape; is it a checkpoint of "
+                         f"{type(model).__name__} for the same mmdet config?")
+    model.load_state_dict(match, strict=False)
+    return {"loaded": len(match), "skipped": len(sd) - len(match)}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _resize(image: np.ndarray, height: int, max_width: int) -> tuple[np.ndarray, float, float]:
+    """Fixed-height resize (aspect kept, width capped); returns ``(image, sx, sy)``."""
+    import cv2
+
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {a.shape}")
+    h, w = a.shape[:2]
+    scale = min(height / h, max_width / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) != (h, w):
+        a = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return a, nw / w, nh / h
+
+
+def to_mmdet_sample(image: np.ndarray, cfg: MMDetConfig, *, boxes=None, labels=None, hflip: bool = False):
+    """(uint8 BGR tensor ``[3, h, w]``, ``DetDataSample``): what mmdet's data preprocessor expects.
+
+    The image is resized to ``cfg.height``; ``img_shape`` / ``ori_shape`` / ``scale_factor`` let
+    mmdet map predictions back to input pixels. ``labels`` are vidal ids ``1..C`` (mmdet: ``0..C-1``).
+    """
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    h, w = np.asarray(image).shape[:2]
+    img, sx, sy = _resize(image, cfg.height, cfg.max_width)
+    nh, nw = img.shape[:2]
+    if hflip:
+        img = img[:, ::-1]
+    tensor = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))  # RGB -> BGR, CHW
+    sample = DetDataSample(metainfo={"img_shape": (nh, nw), "ori_shape": (h, w), "scale_factor": (sx, sy),
+                                     "flip": hflip})
+    if boxes is not None:
+        b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
+        if hflip:
+            b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], axis=1)
+        gt = InstanceData()
+        gt.bboxes = torch.from_numpy(np.ascontiguousarray(b, np.float32))
+        gt.labels = torch.as_tensor(np.asarray(labels, np.int64).reshape(-1) - 1)
+        sample.gt_instances = gt
+    return tensor, sample
+
+
+def _predictions(sample, num_classes: int) -> Predictions:
+    inst = sample.pred_instances
+    h, w = sample.metainfo["ori_shape"]
+    boxes = inst.bboxes.detach().cpu().numpy().astype(np.float32).reshape(-1, 4)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    probs = inst.probs.detach().cpu().numpy() if "probs" in inst else None
+    if probs is None:
+        raise RuntimeError("mmdet predictions carry no probability rows: the box head was not wrapped by "
+                           "add_probability_rows()")
+    if probs.shape[1] != num_classes + 1:
+        raise RuntimeError(f"model has {probs.shape[1] - 1} classes, expected {num_classes}")
+    return Predictions(boxes, inst.scores.detach().cpu().numpy(), inst.labels.detach().cpu().numpy() + 1, probs)
+
+
+# --------------------------------------------------------------------------- Detector
+
+
+@DETECTORS.register(BACKEND)
+class MMDetDetector:
+    """:class:`vidal.detection.base.Detector` over an MMDetection two-stage detector."""
+
+    backend = BACKEND
+
+    def __init__(self, *, class_names: Sequence[str], config: MMDetConfig | None = None,
+                 model_cfg: dict | None = None):
+        import torch
+
+        require_mmdet()
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.config = config or MMDetConfig()
+        self.model_cfg = model_cfg if model_cfg is not None else model_config(self.config, self.num_classes)
+        name = self.config.device
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+        torch.manual_seed(self.config.seed)
+        self.model = build_model(self.model_cfg)
+        if self.config.weights:
+            self.weights_report = load_mmdet_weights(self.model, self.config.weights)
+        self.model.to(self.device)
+        self._rng = np.random.default_rng(self.config.seed)
+        self._generator = torch.Generator().manual_seed(self.config.seed)
+
+    @classmethod
+    def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
+                    fields: dict[str, Any] | None = None) -> MMDetDetector:
+        if profile not in (None, "default"):
+            raise ValueError(f"the mmdet backend has no profile {profile!r}; its model comes from detector.config")
+        return cls(class_names=class_names, config=MMDetConfig.from_dict(dict(fields or {})))
+
+    # ---- data
+    def _batch(self, images, *, frames: Sequence[dict] | None = None, flips: Sequence[bool] | None = None,
+               training: bool):
+        inputs, samples = [], []
+        for k, image in enumerate(images):
+            kw = {}
+            if frames is not None:
+                kw = {"boxes": frames[k]["boxes"], "labels": frames[k]["labels"], "hflip": bool(flips[k])}
+            t, s = to_mmdet_sample(image, self.config, **kw)
+            inputs.append(t.to(self.device))
+            samples.append(s)
+        return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, training)
+
+    def _epoch_batches(self, frames: Sequence[dict], batch_size: int):
+        import torch
+
+        order = torch.randperm(len(frames), generator=self._generator).tolist()
+        for s in range(0, len(order), batch_size):
+            chunk = [frames[i] for i in order[s:s + batch_size]]
+            flips = [bool(self._rng.random() < self.config.hflip) for _ in chunk]
+            yield chunk, flips
+
+    def _losses(self, batch) -> dict:
+        chunk, flips = batch
+        data = self._batch([f["image"] for f in chunk], frames=chunk, flips=flips, training=True)
+        raw = self.model(**data, mode="loss")
+        # mmdet returns lists of per-level terms for some heads; vidal's history wants one tensor each
+        return {k: (sum(v) if isinstance(v, (list, tuple)) else v) for k, v in raw.items() if "loss" in k}
+
+    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
+              lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
+              batch_size: int | None = None, progress: bool = False,
+              on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
+        """Fine-tune in place from the current weights (thesis 2.5.1); as the torchvision backend."""
+        from vidal.detection.schedule import fit
+
+        cfg = self.config
+        if len(frames) == 0:
+            raise ValueError("train() needs at least one labeled frame")
+        bs = cfg.batch_size if batch_size is None else batch_size
+        history = fit(self._losses, [p for p in self.model.parameters() if p.requires_grad],
+                      lambda: self._epoch_batches(frames, bs), epochs=cfg.epochs if epochs is None else epochs,
+                      iterations=iterations, lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
+                      weight_decay=cfg.weight_decay,
+                      milestones=cfg.milestones if milestones is None else tuple(milestones),
+                      gamma=cfg.gamma if gamma is None else gamma, warmup_iters=cfg.warmup_iters,
+                      grad_clip=cfg.grad_clip, progress=progress, before_epoch=self.model.train,
+                      on_epoch_end=on_epoch_end)
+        self.model.eval()
+        return history
+
+    # ---- inference
+    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        import torch
+
+        self.model.eval()
+        out: list[Predictions] = []
+        bs = self.config.predict_batch_size
+        with torch.no_grad():
+            for s in range(0, len(images), bs):
+                data = self._batch(images[s:s + bs], training=False)
+                out += [_predictions(r, self.num_classes) for r in self.model(**data, mode="predict")]
+        return out
+
+    # ---- checkpoints
+    def checkpoint(self) -> dict:
+        import mmdet
+        import torch
+
+        return {"format": CHECKPOINT_FORMAT, "backend": BACKEND, "backbone": self.model_cfg["backbone"].get("type"),
+                "num_classes": self.num_classes, "class_names": self.class_names,
+                "config": dataclasses.asdict(self.config), "mmdet_model": self.model_cfg,
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "torch": torch.__version__, "mmdet": mmdet.__version__,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def save(self, path: str | Path) -> None:
+        """Write a ``vidal-detector-v1`` checkpoint (atomic: temp file + rename)."""
+        import torch
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.checkpoint(), tmp)
+        tmp.replace(path)
+
+    @staticmethod
+    def _read(path: str | Path) -> dict:
+        ckpt = read_checkpoint(path)
+        if ckpt.get("backend") != BACKEND:
+            raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {BACKEND!r}")
+        return ckpt
+
+    def _load_state(self, path, ckpt: dict) -> None:
+        if ckpt["num_classes"] != self.num_classes:
+            raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; the config asks for "
+                             f"{self.num_classes}")
+        if ckpt.get("mmdet_model") != self.model_cfg:
+            raise ValueError(f"{path}: checkpoint's mmdet model ({ckpt['backbone']}) differs from the one the "
+                             f"config builds ({self.model_cfg['backbone'].get('type')}); same detector.config "
+                             f"and cfg_options needed")
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.model.to(self.device)
+
+    @classmethod
+    def load(cls, path: str | Path, *, num_classes: int | None = None, **overrides: Any) -> MMDetDetector:
+        """Rebuild a detector from its checkpoint (the mmdet model dict is stored in it)."""
+        ckpt = cls._read(path)
+        if num_classes is not None and num_classes != ckpt["num_classes"]:
+            raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; expected {num_classes}")
+        overrides.pop("backbone", None)
+        cfg = MMDetConfig.from_dict({**ckpt["config"], "weights": None, **overrides})
+        det = cls(class_names=ckpt["class_names"], config=cfg, model_cfg=ckpt["mmdet_model"])
+        det._load_state(path, ckpt)
+        det.model.eval()
+        return det
+
+    def load_weights(self, path: str | Path) -> None:
+        """Fine-tuning start: the weights of a checkpoint of the same mmdet model and class count."""
+        self._load_state(path, self._read(path))
