@@ -9,3 +9,5 @@ _base_ = [
     "../../_base_/al/thesis-synthia-al.py",
     "../../_base_/acquisitions/random-r.py",
 ]
+# Random+R runs also train the all-data reference (thesis Table 2.2, first row)
+al = dict(reference=True)
