@@ -36,6 +36,10 @@ class FrameView(Sequence):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def labels_of(self, k: int) -> np.ndarray:
+        """Class ids of item ``k`` from the ground truth alone (no image decoded)."""
+        return self.dataset.ground_truth(int(self.indices[k]))["labels"]
+
     def __getitem__(self, k):
         if isinstance(k, slice):
             return FrameView(self.dataset, self.indices[k])

@@ -94,6 +94,7 @@ class MMDetConfig:
     batch_size: int = 12
     grad_clip: float | None = 10.0
     hflip: float = 0.5
+    repeat_threshold: float = 0.0       # class-balanced repeat-factor sampling (LVIS); 0 = off
     seed: int = 0
     # RoI head test settings (written into the mmdet config's test_cfg.rcnn)
     box_score_thresh: float = 0.05
@@ -111,6 +112,8 @@ class MMDetConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.hflip <= 1.0:
             raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
+        if not 0.0 <= self.repeat_threshold <= 1.0:
+            raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {self.repeat_threshold}")
         if not isinstance(self.config, str) or not self.config:
             raise ValueError(f"config must name an mmdet config file, got {self.config!r}")
 
@@ -372,10 +375,10 @@ class MMDetDetector:
             samples.append(s)
         return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, training)
 
-    def _epoch_batches(self, frames: Sequence[dict], batch_size: int):
-        import torch
+    def _epoch_batches(self, frames: Sequence[dict], batch_size: int, factors: np.ndarray):
+        from vidal.detection.schedule import epoch_order
 
-        order = torch.randperm(len(frames), generator=self._generator).tolist()
+        order = epoch_order(factors, self._generator)
         for s in range(0, len(order), batch_size):
             chunk = [frames[i] for i in order[s:s + batch_size]]
             flips = [bool(self._rng.random() < self.config.hflip) for _ in chunk]
@@ -393,14 +396,15 @@ class MMDetDetector:
               batch_size: int | None = None, progress: bool = False,
               on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
         """Fine-tune in place from the current weights (thesis 2.5.1); as the torchvision backend."""
-        from vidal.detection.schedule import fit
+        from vidal.detection.schedule import fit, repeat_factors
 
         cfg = self.config
         if len(frames) == 0:
             raise ValueError("train() needs at least one labeled frame")
         bs = cfg.batch_size if batch_size is None else batch_size
+        factors = repeat_factors(frames, cfg.repeat_threshold)
         history = fit(self._losses, [p for p in self.model.parameters() if p.requires_grad],
-                      lambda: self._epoch_batches(frames, bs), epochs=cfg.epochs if epochs is None else epochs,
+                      lambda: self._epoch_batches(frames, bs, factors), epochs=cfg.epochs if epochs is None else epochs,
                       iterations=iterations, lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
                       weight_decay=cfg.weight_decay,
                       milestones=cfg.milestones if milestones is None else tuple(milestones),

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,9 +37,9 @@ def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, 
     A non-finite loss raises ``FloatingPointError`` naming the iteration and every loss term.
     """
     loss = sum(losses.values())
-    if not math.isfinite(float(loss)):
-        raise FloatingPointError(f"loss is {float(loss)} at iteration {iteration}: "
-                                 f"{ {k: float(v) for k, v in losses.items()} }")
+    terms = {k: v.item() for k, v in losses.items()}
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"loss is {loss.item()} at iteration {iteration}: {terms}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -46,7 +47,7 @@ def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, 
     optimizer.step()
     if warmup is not None:
         warmup.step()
-    return {"loss": float(loss), **{k: float(v) for k, v in losses.items()}}
+    return {"loss": loss.item(), **terms}
 
 
 def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
@@ -92,3 +93,45 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
     if bar is not None:
         bar.close()
     return history
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def frame_labels(frames: Sequence[dict], k: int) -> np.ndarray:
+    """Class ids of frame ``k`` without decoding its image where the sequence allows it
+    (:class:`vidal.training.FrameView` has ``labels_of``)."""
+    labels_of = getattr(frames, "labels_of", None)
+    return np.asarray(labels_of(k) if labels_of is not None else frames[k]["labels"], np.int64).reshape(-1)
+
+
+def repeat_factors(frames: Sequence[dict], threshold: float) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS, 2019): a frame is repeated
+    ``r = max over its classes c of max(1, sqrt(threshold / f_c))`` times per epoch, where ``f_c``
+    is the fraction of the frames that contain class ``c``. Rare classes (thesis Table 2.1:
+    wheelchairs, cyclists) are then seen about as often as ``threshold`` of the frames; frames
+    with only frequent classes (or none) keep ``r = 1``. ``threshold <= 0``: all ones. Shape ``[N]``."""
+    n = len(frames)
+    if threshold <= 0 or n == 0:
+        return np.ones(n)
+    per_frame = [np.unique(frame_labels(frames, k)) for k in range(n)]
+    counts: dict[int, int] = {}
+    for labels in per_frame:
+        for c in labels.tolist():
+            counts[c] = counts.get(c, 0) + 1
+    r_class = {c: max(1.0, math.sqrt(threshold / (m / n))) for c, m in counts.items()}
+    return np.array([max([r_class[c] for c in labels.tolist()], default=1.0) for labels in per_frame])
+
+
+def epoch_order(factors: np.ndarray, generator: torch.Generator) -> list[int]:
+    """One epoch's frame order: frame ``k`` appears ``floor(r_k)`` times plus once more with
+    probability ``frac(r_k)`` (stochastic rounding, drawn from ``generator``), shuffled. With all
+    factors 1 it is a plain permutation (the same draws as ``torch.randperm``)."""
+    n = len(factors)
+    if np.all(factors == 1.0):
+        return torch.randperm(n, generator=generator).tolist()
+    whole = np.floor(factors)
+    extra = torch.rand(n, generator=generator, dtype=torch.float64).numpy() < (factors - whole)
+    repeats = (whole + extra).astype(np.int64)
+    items = np.repeat(np.arange(n), repeats)
+    return items[torch.randperm(len(items), generator=generator).numpy()].tolist()

@@ -54,7 +54,7 @@ from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
 from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
-from vidal.detection.schedule import fit, optimizer_step
+from vidal.detection.schedule import epoch_order, fit, optimizer_step, repeat_factors
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
@@ -100,6 +100,7 @@ class FasterRCNNConfig:
     batch_size: int = 12
     grad_clip: float | None = 10.0        # max grad norm; guards the high lr when training from scratch
     hflip: float = 0.5                    # probability of a horizontal flip per training image
+    repeat_threshold: float = 0.0         # class-balanced repeat-factor sampling (LVIS); 0 = off
     seed: int = 0
     # RPN
     rpn_pre_nms_top_n_train: int = 2000
@@ -140,6 +141,8 @@ class FasterRCNNConfig:
             raise ValueError(f"norm must be auto, frozen_bn or bn, got {self.norm!r}")
         if not 0.0 <= self.hflip <= 1.0:
             raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
+        if not 0.0 <= self.repeat_threshold <= 1.0:
+            raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {self.repeat_threshold}")
 
     def replace(self, **changes: Any) -> FasterRCNNConfig:
         return dataclasses.replace(self, **changes)
@@ -494,8 +497,8 @@ class FasterRCNNDetector:
         return cls(class_names=class_names, config=cfg)
 
     # ---- training
-    def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float):
-        order = torch.randperm(len(frames), generator=self._generator).tolist()
+    def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float, factors: np.ndarray):
+        order = epoch_order(factors, self._generator)
         for s in range(0, len(order), batch_size):
             samples = [frame_to_sample(frames[i], hflip=bool(self._rng.random() < hflip))
                        for i in order[s:s + batch_size]]
@@ -522,9 +525,10 @@ class FasterRCNNDetector:
         if len(frames) == 0:
             raise ValueError("train() needs at least one labeled frame")
         model, device = self.model, self.device
+        factors = repeat_factors(frames, cfg.repeat_threshold)
         history = fit(lambda batch: _losses(model, *batch, device),
                       [p for p in model.parameters() if p.requires_grad],
-                      lambda: self._batches(frames, batch_size, cfg.hflip), epochs=epochs, iterations=iterations,
+                      lambda: self._batches(frames, batch_size, cfg.hflip, factors), epochs=epochs, iterations=iterations,
                       lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, milestones=milestones,
                       gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, progress=progress,
                       before_epoch=model.train, on_epoch_end=on_epoch_end)

@@ -1,0 +1,82 @@
+"""The shared training schedule (vidal/detection/schedule.py): repeat-factor sampling, epoch
+order, the SGD step schedule and the non-finite-loss guard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidal.detection.schedule import epoch_order, fit, repeat_factors
+
+
+def _frames(label_lists):
+    return [{"labels": np.asarray(x, np.int64)} for x in label_lists]
+
+
+def test_repeat_factors_by_hand():
+    # class 1 in all 10 frames, class 2 in 1 frame (f = 0.1), class 3 in 4 frames (f = 0.4)
+    labels = [[1, 2, 3]] + [[1, 3]] * 3 + [[1]] * 6
+    r = repeat_factors(_frames(labels), threshold=0.4)
+    assert r[0] == pytest.approx(2.0)                # sqrt(0.4 / 0.1), the rarest class of the frame wins
+    assert r[1:4] == pytest.approx([1.0] * 3)        # sqrt(0.4 / 0.4) = 1
+    assert r[4:] == pytest.approx([1.0] * 6)
+    assert (repeat_factors(_frames(labels), 0.0) == 1).all()
+    assert repeat_factors(_frames([[], [1]]), 0.9)[0] == 1.0  # a frame without objects is never repeated
+
+
+def test_frame_view_labels_do_not_decode_images():
+    class Boom(dict):
+        def __getitem__(self, k):
+            raise AssertionError("image decoded")
+
+    class View(list):
+        def labels_of(self, k):
+            return [2] if k == 0 else [1]
+
+    r = repeat_factors(View([Boom(), Boom(), Boom(), Boom()]), 0.5)
+    assert r[0] == pytest.approx(math.sqrt(0.5 / 0.25)) and (r[1:] == 1).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(1.0, 4.0), min_size=1, max_size=40), st.integers(0, 2**31 - 1))
+def test_epoch_order_repeats_each_frame_floor_or_ceil_times(factors, seed):
+    f = np.asarray(factors)
+    order = epoch_order(f, torch.Generator().manual_seed(seed))
+    counts = np.bincount(order, minlength=len(f))
+    assert (counts >= np.floor(f)).all() and (counts <= np.ceil(f)).all()
+    assert order == epoch_order(f, torch.Generator().manual_seed(seed))  # deterministic given the seed
+
+
+def test_epoch_order_without_repeats_is_torch_randperm():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert epoch_order(np.ones(17), g1) == torch.randperm(17, generator=g2).tolist()
+
+
+def test_epoch_order_rare_frames_on_average():
+    f = np.array([2.5] + [1.0] * 9)
+    g = torch.Generator().manual_seed(0)
+    mean = np.mean([np.bincount(epoch_order(f, g), minlength=10)[0] for _ in range(400)])
+    assert abs(mean - 2.5) < 0.1
+
+
+def test_fit_follows_the_step_schedule_and_caps_iterations():
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 3, epochs=4,
+               iterations=10, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(2,), gamma=0.5,
+               warmup_iters=0, grad_clip=None)
+    assert len(rows) == 10 and [r["epoch"] for r in rows] == [0] * 3 + [1] * 3 + [2] * 3 + [3]
+    assert [r["lr"] for r in rows[::3]] == [0.1, 0.1, 0.05, 0.05]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_fit_names_the_iteration_of_a_non_finite_loss():
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    batches = [torch.tensor(1.0), torch.tensor(float("nan"))]
+    with pytest.raises(FloatingPointError, match="loss is nan at iteration 1"):
+        fit(lambda b: {"l": (w * b).sum()}, [w], lambda: batches, epochs=1, iterations=None, lr=0.1, momentum=0.0,
+            weight_decay=0.0, milestones=(), gamma=0.1, warmup_iters=0, grad_clip=1.0)
