@@ -65,11 +65,12 @@ acquisition = dict(name="entropy")
 
 
 def _tiny_detector(tiny: Path, **fields):
-    from vidal.build import build_detector
+    from vidal.build import SCHEDULE_KEYS, build_detector
 
     cfg = load_config(_al_config(tiny, "mmdet-frcnn-r18-tiny.py"))
-    cfg["detector"].update(height=64, **fields)
-    cfg["detector"]["config"] = str(TINY_MMDET)
+    cfg["detector"].update(height=64, config=str(TINY_MMDET))
+    for k, v in fields.items():
+        cfg["schedule" if k in SCHEDULE_KEYS else "detector"][k] = v
     return build_detector(cfg, CLASSES)
 
 
@@ -92,6 +93,11 @@ def test_missing_mmdet_is_one_line_naming_the_setup_script(tiny):
         build_detector(cfg, CLASSES)
     msg = str(e.value)
     assert "\n" not in msg and "tools/setup_mmdet_env.sh" in msg and "detector" in msg
+    from vidal.loop import Experiment  # the AL loop says so before it trains or writes anything
+
+    with pytest.raises(ConfigError, match="setup_mmdet_env.sh"):
+        Experiment(cfg, tiny / "work", 0, progress=False)
+    assert not (tiny / "work").exists()
 
 
 # --------------------------------------------------------------------------- with mmdet
@@ -201,3 +207,25 @@ def test_same_al_config_runs_with_both_backends(tiny, tmp_path):
         kinds[backend] = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
         assert any(f.endswith("selection.npz") for f in kinds[backend])
     assert kinds["mmdet"] == kinds["torchvision"]
+
+
+@pytest.mark.parametrize("backend", ["torchvision", pytest.param("mmdet", marks=needs_mmdet)])
+def test_both_backends_keep_the_same_prediction_contract(tiny, backend):
+    """Weights-free tiny models of both backends on the same frames: shapes, dtypes, probability
+    rows summing to 1, class ids 1..C, score == probs[label], boxes inside the image."""
+    from vidal.build import build_detector
+
+    torch.manual_seed(0)
+    if backend == "mmdet":
+        det = _tiny_detector(tiny, box_score_thresh=0.0)
+    else:
+        cfg = load_config(_al_config(tiny, "frcnn-mnv3-fpn_cpu.py"))
+        cfg["detector"].update(height=64, box_score_thresh=0.0)
+        det = build_detector(cfg, CLASSES)
+    frames = _frames(tiny, "test", n=4)
+    images = [f["image"] for f in frames]
+    preds = det.predict(images)
+    check_predictions(preds, images, len(CLASSES))
+    assert sum(len(p) for p in preds) > 0
+    det.train(_frames(tiny, n=4), epochs=1)  # and after a training step
+    check_predictions(det.predict(images), images, len(CLASSES))

@@ -68,16 +68,33 @@ def detector_sections(cfg: dict) -> tuple[str, str | None, dict[str, Any]]:
     return backend, prof, {**det, **sched}
 
 
-def build_detector(cfg: dict, class_names, **overrides: Any):
-    """A fresh detector (a :class:`vidal.detection.base.Detector`) from the config sections."""
+def _backend_class(cfg: dict, backend: str):
     import vidal.detection  # noqa: F401 - registers the backends
     from vidal.registry import DETECTORS
 
-    backend, prof, fields = detector_sections(cfg)
     try:
-        cls = DETECTORS.get(backend)
+        return DETECTORS.get(backend)
     except KeyError as e:
         raise ConfigError(f"{_where(cfg)}: detector.backend: {e.args[0]}") from None
+
+
+def check_detector(cfg: dict) -> None:
+    """Validate the detector section (keys, values, the backend's framework and files) without
+    building a model: what the AL loop runs before any training. One-line ``ConfigError``s."""
+    backend, prof, fields = detector_sections(cfg)
+    check = getattr(_backend_class(cfg, backend), "check_config", None)
+    if check is None:
+        return
+    try:
+        check(profile=prof, fields=fields)
+    except (ValueError, TypeError, ImportError) as e:
+        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
+
+
+def build_detector(cfg: dict, class_names, **overrides: Any):
+    """A fresh detector (a :class:`vidal.detection.base.Detector`) from the config sections."""
+    backend, prof, fields = detector_sections(cfg)
+    cls = _backend_class(cfg, backend)
     try:
         return cls.from_config(class_names=class_names, profile=prof, fields={**fields, **overrides})
     except (ValueError, TypeError, ImportError) as e:  # ImportError: a backend's framework is missing

@@ -227,7 +227,7 @@ class Experiment:
     def __init__(self, cfg: dict, work_dir: str | os.PathLike, seed: int, *, resume: bool = False,
                  progress: bool = True, threads: int | None = None, command: str | None = None,
                  echo: Callable[[str], None] | None = None):
-        from vidal.build import detector_sections, evaluation_options, open_split
+        from vidal.build import check_detector, evaluation_options, open_split
 
         self.cfg = cfg
         self.work_dir = Path(work_dir)
@@ -243,7 +243,7 @@ class Experiment:
         self.acquisition = build_acquisition(cfg)
         self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
         self.tracker_spec = tracker_section(cfg, self.needs)
-        detector_sections(cfg)
+        check_detector(cfg)
         self.eval_options = evaluation_options(cfg)
         self.pool = open_split(cfg, "train")
         self.test = open_split(cfg, "test")

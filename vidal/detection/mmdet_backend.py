@@ -28,6 +28,7 @@ backend runs. Without mmdet, building the backend is a one-line error naming tha
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import time
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.detection.weights import check_state_dict
 from vidal.registry import DETECTORS
 
 BACKEND = "mmdet"
@@ -193,8 +195,9 @@ def build_model(model_cfg: dict):
     """An mmdet detector from a ``model`` dict, initialised, with probability rows at inference."""
     require_mmdet()
     from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
 
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))  # mmdet reads train_cfg.rpn etc. as attributes
     model.init_weights()
     add_probability_rows(model.roi_head.bbox_head)
     return model
@@ -358,9 +361,20 @@ class MMDetDetector:
     @classmethod
     def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
                     fields: dict[str, Any] | None = None) -> MMDetDetector:
+        return cls(class_names=class_names, config=cls.check_config(profile=profile, fields=fields))
+
+    @staticmethod
+    def check_config(*, profile: str | None = None, fields: dict[str, Any] | None = None) -> MMDetConfig:
+        """The config, with mmdet importable and the mmdet config file found, without building a
+        model (the AL loop calls this before any training)."""
         if profile not in (None, "default"):
             raise ValueError(f"the mmdet backend has no profile {profile!r}; its model comes from detector.config")
-        return cls(class_names=class_names, config=MMDetConfig.from_dict(dict(fields or {})))
+        cfg = MMDetConfig.from_dict(dict(fields or {}))
+        require_mmdet()
+        resolve_config_path(cfg.config)
+        if cfg.weights and not Path(cfg.weights).is_file():
+            raise ValueError(f"detector.weights: mmdet checkpoint {cfg.weights} not found")
+        return cfg
 
     # ---- data
     def _batch(self, images, *, frames: Sequence[dict] | None = None, flips: Sequence[bool] | None = None,
@@ -459,10 +473,9 @@ class MMDetDetector:
         if ckpt["num_classes"] != self.num_classes:
             raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; the config asks for "
                              f"{self.num_classes}")
-        if ckpt.get("mmdet_model") != self.model_cfg:
-            raise ValueError(f"{path}: checkpoint's mmdet model ({ckpt['backbone']}) differs from the one the "
-                             f"config builds ({self.model_cfg['backbone'].get('type')}); same detector.config "
-                             f"and cfg_options needed")
+        # the architecture is the state dict's key set and shapes (test_cfg thresholds may differ)
+        check_state_dict(ckpt["state_dict"], self.model.state_dict(), path,
+                         f"a checkpoint of this mmdet model ({self.config.config})")
         self.model.load_state_dict(ckpt["state_dict"])
         self.model.to(self.device)
 

@@ -490,11 +490,16 @@ class FasterRCNNDetector:
                     fields: dict[str, Any] | None = None) -> FasterRCNNDetector:
         """Build from config-file values: a profile name (``default`` / ``cpu``) and field overrides
         (strict: unknown fields are an error listing the valid ones)."""
+        return cls(class_names=class_names, config=cls.check_config(profile=profile, fields=fields))
+
+    @staticmethod
+    def check_config(*, profile: str | None = None, fields: dict[str, Any] | None = None) -> FasterRCNNConfig:
+        """The config a profile and field overrides give, without building a model (the AL loop
+        validates its detector section with this before any training)."""
         base = PROFILES.get(profile or "default")
         if base is None:
             raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-        cfg = FasterRCNNConfig.from_dict({**dataclasses.asdict(base), **(fields or {})})
-        return cls(class_names=class_names, config=cfg)
+        return FasterRCNNConfig.from_dict({**dataclasses.asdict(base), **(fields or {})})
 
     # ---- training
     def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float, factors: np.ndarray):
