@@ -79,6 +79,10 @@ def test_method_labels():
         == "Margin sampling (aggregation=sum)"
     assert method_label({"acquisition": {"name": "oracle_fp"}}) == "Oracle (FP)"
     assert method_label({"acquisition": {"name": "mine", "x": 1}}) == "mine (x=1)"
+    # runs of another detector backend are another method (never merged as extra seeds)
+    assert method_label({"acquisition": {"name": "oracle_fp"}, "detector": {"backend": "mmdet"}}) == "Oracle (FP) · mmdet"
+    assert method_label({"acquisition": {"name": "oracle_fp"}, "detector": {"backend": "torchvision_frcnn"}}) \
+        == "Oracle (FP)"
 
 
 def test_tools_write_png_markdown_and_csv(runs, tmp_path):

@@ -47,7 +47,8 @@ class Run:
 
 
 def method_label(cfg: dict[str, Any]) -> str:
-    """``Entropy (aggregation=mean)``, ``Temporal coherence [flow] (target=fp)``, ``Random+R``."""
+    """``Entropy (aggregation=mean)``, ``Temporal coherence [flow] (target=fp)``, ``Random+R``;
+    ``... · mmdet`` for runs of a detector backend other than torchvision's."""
     acq = dict(cfg.get("acquisition", {}))
     name = str(acq.pop("name", "?"))
     label = PRETTY.get(name, name)
@@ -55,7 +56,11 @@ def method_label(cfg: dict[str, Any]) -> str:
     if name == "temporal_coherence" and isinstance(tracker, dict) and tracker.get("name"):
         label += f" [{tracker['name']}]"
     args = ", ".join(f"{k}={v}" for k, v in sorted(acq.items()) if v not in (None, False))
-    return f"{label} ({args})" if args else label
+    label = f"{label} ({args})" if args else label
+    backend = (cfg.get("detector") or {}).get("backend", "torchvision_frcnn")
+    if backend != "torchvision_frcnn":  # runs of another detector backend are another method
+        label += f" · {backend}"
+    return label
 
 
 def load_run(path: str | Path) -> Run:

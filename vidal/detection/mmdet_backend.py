@@ -28,8 +28,10 @@ backend runs. Without mmdet, building the backend is a one-line error naming tha
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -198,9 +200,25 @@ def build_model(model_cfg: dict):
     from mmengine.config import ConfigDict
 
     model = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))  # mmdet reads train_cfg.rpn etc. as attributes
-    model.init_weights()
+    with _quiet_mmengine():  # init_weights logs one line per parameter
+        model.init_weights()
     add_probability_rows(model.roi_head.bbox_head)
     return model
+
+
+@contextlib.contextmanager
+def _quiet_mmengine():
+    """mmengine's current logger at WARNING for the duration (its INFO output is per-parameter
+    initialisation tables)."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def add_probability_rows(bbox_head) -> None:
