@@ -52,6 +52,23 @@ def test_train_then_evaluate(project):
     assert prov["versions"]["torch"] and "tools/train.py" in prov["command"]
     assert "wrote" in r.stdout
 
+    # the README's training-curve figure, from rows as train.py writes them (the tiny run's 10 test
+    # frames may hold no object, so its mAP can be null: such rows are skipped)
+    curve = project / "curve"
+    curve.mkdir()
+    (curve / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"epoch": 1, "train_minutes": 2.8, "mAP50": 0.11, "mAP50_all_scores": 0.22},
+        {"epoch": 2, "train_minutes": 5.6, "mAP50": None, "mAP50_all_scores": None},
+        {"epoch": 3, "train_minutes": 8.4, "mAP50": 0.40, "mAP50_all_scores": 0.53}]))
+    for metric in ("both", "voc", "thesis"):
+        r = run(str(REPO / "tools/plot_training.py"), "curve", "--labels", "ImageNet", "--out", f"curve_{metric}.png",
+                "--target", "0.5", "--budget-minutes", "10", "--metric", metric, cwd=project)
+        assert r.returncode == 0, r.stderr
+        assert (project / f"curve_{metric}.png").read_bytes()[:4] == b"\x89PNG"
+    r = run(str(REPO / "tools/plot_training.py"), "data", "--out", "x.png", cwd=project)
+    assert r.returncode != 0 and "metrics.jsonl: not found" in r.stderr + r.stdout
+    assert len((r.stderr + r.stdout).strip().splitlines()) == 1
+
     r = run(str(REPO / "tools/evaluate.py"), "exp.py", "wd/final.pth", "--coco", "--quiet", cwd=project)
     assert r.returncode == 0, r.stderr
     m = json.loads((wd / "metrics_test.json").read_text())
