@@ -112,3 +112,35 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
     return ckpt
+
+
+def make_checkpoint(*, backend: str, backbone: str | None, class_names: Sequence[str], config: dict,
+                    model, **extra: Any) -> dict:
+    """The dict of a ``vidal-detector-v1`` checkpoint: format, backend, architecture summary,
+    classes, the backend's config, CPU copies of the model's tensors, versions and a UTC time."""
+    import time
+
+    import torch
+
+    return {"format": CHECKPOINT_FORMAT, "backend": backend, "backbone": backbone,
+            "num_classes": len(class_names), "class_names": list(class_names), "config": config,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "torch": torch.__version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> None:
+    """Write ``ckpt`` atomically (temp file + rename): a killed save never leaves a torn file."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def read_backend_checkpoint(path: str | Path, backend: str) -> dict:
+    """:func:`read_checkpoint`, and a one-line ``ValueError`` if it belongs to another backend."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get("backend") != backend:
+        raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {backend!r}")
+    return ckpt

@@ -33,7 +33,6 @@ import copy
 import dataclasses
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.detection.base import Predictions, make_checkpoint, read_backend_checkpoint, save_checkpoint
 from vidal.detection.weights import check_state_dict
 from vidal.registry import DETECTORS
 
@@ -462,30 +461,18 @@ class MMDetDetector:
     # ---- checkpoints
     def checkpoint(self) -> dict:
         import mmdet
-        import torch
 
-        return {"format": CHECKPOINT_FORMAT, "backend": BACKEND, "backbone": self.model_cfg["backbone"].get("type"),
-                "num_classes": self.num_classes, "class_names": self.class_names,
-                "config": dataclasses.asdict(self.config), "mmdet_model": self.model_cfg,
-                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "torch": torch.__version__, "mmdet": mmdet.__version__,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return make_checkpoint(backend=BACKEND, backbone=self.model_cfg["backbone"].get("type"),
+                               class_names=self.class_names, config=dataclasses.asdict(self.config), model=self.model,
+                               mmdet_model=self.model_cfg, mmdet=mmdet.__version__)
 
     def save(self, path: str | Path) -> None:
-        """Write a ``vidal-detector-v1`` checkpoint (atomic: temp file + rename)."""
-        import torch
-
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.checkpoint(), tmp)
-        tmp.replace(path)
+        """Write a ``vidal-detector-v1`` checkpoint (atomic)."""
+        save_checkpoint(self.checkpoint(), path)
 
     @staticmethod
     def _read(path: str | Path) -> dict:
-        ckpt = read_checkpoint(path)
-        if ckpt.get("backend") != BACKEND:
-            raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {BACKEND!r}")
-        return ckpt
+        return read_backend_checkpoint(path, BACKEND)
 
     def _load_state(self, path, ckpt: dict) -> None:
         if ckpt["num_classes"] != self.num_classes:

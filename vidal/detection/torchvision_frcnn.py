@@ -26,7 +26,6 @@ FrozenBatchNorm2d, as torchvision does for pretrained models.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +52,13 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
-from vidal.detection.base import CHECKPOINT_FORMAT, Predictions, read_checkpoint
+from vidal.detection.base import (
+    CHECKPOINT_FORMAT,
+    Predictions,
+    make_checkpoint,
+    read_backend_checkpoint,
+    save_checkpoint,
+)
 from vidal.detection.schedule import epoch_order, fit, optimizer_step, repeat_factors
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
@@ -551,25 +556,16 @@ class FasterRCNNDetector:
 
     # ---- checkpoints
     def checkpoint(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "backend": BACKEND, "backbone": self.config.backbone,
-                "num_classes": self.num_classes, "class_names": self.class_names,
-                "config": dataclasses.asdict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "torch": torch.__version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return make_checkpoint(backend=BACKEND, backbone=self.config.backbone, class_names=self.class_names,
+                               config=dataclasses.asdict(self.config), model=self.model)
 
     def save(self, path: str | Path) -> None:
         """Write a ``vidal-detector-v1`` checkpoint (atomic: temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.checkpoint(), tmp)
-        tmp.replace(path)
+        save_checkpoint(self.checkpoint(), path)
 
     @staticmethod
     def _read(path: str | Path) -> dict:
-        ckpt = read_checkpoint(path)
-        if ckpt.get("backend") != BACKEND:
-            raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {BACKEND!r}")
-        return ckpt
+        return read_backend_checkpoint(path, BACKEND)
 
     @staticmethod
     def _check(path, ckpt: dict, backbone: str | None, num_classes: int | None) -> None:
