@@ -229,3 +229,19 @@ def test_both_backends_keep_the_same_prediction_contract(tiny, backend):
     assert sum(len(p) for p in preds) > 0
     det.train(_frames(tiny, n=4), epochs=1)  # and after a training step
     check_predictions(det.predict(images), images, len(CLASSES))
+
+
+@needs_mmdet
+def test_default_config_is_the_mmdet_model_zoo_r50_without_downloads():
+    """``mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py`` resolves inside the installed mmdet;
+    the class count is vidal's, the backbone's torchvision:// ImageNet init is removed (no network),
+    and the thesis's test thresholds are set."""
+    from vidal.detection.mmdet_backend import MMDetConfig, model_config
+
+    m = model_config(MMDetConfig(), 3)
+    assert m["type"] == "FasterRCNN" and m["backbone"]["depth"] == 50
+    assert m["roi_head"]["bbox_head"]["num_classes"] == 3
+    assert m["backbone"].get("init_cfg") is None
+    assert m["test_cfg"]["rcnn"]["score_thr"] == 0.05 and m["test_cfg"]["rcnn"]["nms"]["iou_threshold"] == 0.5
+    with pytest.raises(ValueError, match="not found"):
+        model_config(MMDetConfig(config="mmdet::faster_rcnn/nope.py"), 3)
