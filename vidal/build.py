@@ -17,6 +17,7 @@ Unknown keys are errors naming the config file and listing the valid keys.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,15 @@ def _backend_class(cfg: dict, backend: str):
         raise ConfigError(f"{_where(cfg)}: detector.backend: {e.args[0]}") from None
 
 
+@contextlib.contextmanager
+def _detector_errors(cfg: dict):
+    """A backend's ValueError / TypeError / ImportError (its framework missing) as one ConfigError line."""
+    try:
+        yield
+    except (ValueError, TypeError, ImportError) as e:
+        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
+
+
 def check_detector(cfg: dict) -> None:
     """Validate the detector section (keys, values, the backend's framework and files) without
     building a model: what the AL loop runs before any training. One-line ``ConfigError``s."""
@@ -85,20 +95,16 @@ def check_detector(cfg: dict) -> None:
     check = getattr(_backend_class(cfg, backend), "check_config", None)
     if check is None:
         return
-    try:
+    with _detector_errors(cfg):
         check(profile=prof, fields=fields)
-    except (ValueError, TypeError, ImportError) as e:
-        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
 
 
 def build_detector(cfg: dict, class_names, **overrides: Any):
     """A fresh detector (a :class:`vidal.detection.base.Detector`) from the config sections."""
     backend, prof, fields = detector_sections(cfg)
     cls = _backend_class(cfg, backend)
-    try:
+    with _detector_errors(cfg):
         return cls.from_config(class_names=class_names, profile=prof, fields={**fields, **overrides})
-    except (ValueError, TypeError, ImportError) as e:  # ImportError: a backend's framework is missing
-        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
 
 
 def evaluation_options(cfg: dict) -> dict[str, Any]:

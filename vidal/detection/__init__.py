@@ -12,8 +12,7 @@ from vidal.detection.torchvision_frcnn import (
     FasterRCNNDetector,
     build_faster_rcnn,
     profile,
-    train_one_epoch,
 )
 
 __all__ = ["BACKBONES", "CHECKPOINT_FORMAT", "PROFILES", "Detector", "FasterRCNNConfig", "FasterRCNNDetector",
-           "MMDetConfig", "MMDetDetector", "MMDetUnavailable", "Predictions", "build_faster_rcnn", "load_detector", "profile", "train_one_epoch"]
+           "MMDetConfig", "MMDetDetector", "MMDetUnavailable", "Predictions", "build_faster_rcnn", "load_detector", "profile"]

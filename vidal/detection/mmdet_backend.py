@@ -406,15 +406,6 @@ class MMDetDetector:
             samples.append(s)
         return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, training)
 
-    def _epoch_batches(self, frames: Sequence[dict], batch_size: int, factors: np.ndarray):
-        from vidal.detection.schedule import epoch_order
-
-        order = epoch_order(factors, self._generator)
-        for s in range(0, len(order), batch_size):
-            chunk = [frames[i] for i in order[s:s + batch_size]]
-            flips = [bool(self._rng.random() < self.config.hflip) for _ in chunk]
-            yield chunk, flips
-
     def _losses(self, batch) -> dict:
         chunk, flips = batch
         data = self._batch([f["image"] for f in chunk], frames=chunk, flips=flips, training=True)
@@ -427,7 +418,7 @@ class MMDetDetector:
               batch_size: int | None = None, progress: bool = False,
               on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
         """Fine-tune in place from the current weights (thesis 2.5.1); as the torchvision backend."""
-        from vidal.detection.schedule import fit, repeat_factors
+        from vidal.detection.schedule import epoch_batches, fit, repeat_factors
 
         cfg = self.config
         if len(frames) == 0:
@@ -435,7 +426,7 @@ class MMDetDetector:
         bs = cfg.batch_size if batch_size is None else batch_size
         factors = repeat_factors(frames, cfg.repeat_threshold)
         history = fit(self._losses, [p for p in self.model.parameters() if p.requires_grad],
-                      lambda: self._epoch_batches(frames, bs, factors), epochs=cfg.epochs if epochs is None else epochs,
+                      lambda: epoch_batches(frames, bs, factors, self._generator, self._rng, cfg.hflip), epochs=cfg.epochs if epochs is None else epochs,
                       iterations=iterations, lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
                       weight_decay=cfg.weight_decay,
                       milestones=cfg.milestones if milestones is None else tuple(milestones),

@@ -135,3 +135,14 @@ def epoch_order(factors: np.ndarray, generator: torch.Generator) -> list[int]:
     repeats = (whole + extra).astype(np.int64)
     items = np.repeat(np.arange(n), repeats)
     return items[torch.randperm(len(items), generator=generator).numpy()].tolist()
+
+
+def epoch_batches(frames: Sequence[dict], batch_size: int, factors: np.ndarray, generator: torch.Generator,
+                  rng: np.random.Generator, hflip: float):
+    """One epoch of ``(frames, flips)`` batches: :func:`epoch_order` cut into ``batch_size`` chunks,
+    each frame flipped horizontally with probability ``hflip`` (one ``rng`` draw per frame, in order).
+    Backends turn the chunk into their own tensors."""
+    order = epoch_order(factors, generator)
+    for s in range(0, len(order), batch_size):
+        chunk = [frames[i] for i in order[s:s + batch_size]]
+        yield chunk, [bool(rng.random() < hflip) for _ in chunk]

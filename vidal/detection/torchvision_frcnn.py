@@ -26,7 +26,7 @@ FrozenBatchNorm2d, as torchvision does for pretrained models.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -59,7 +59,7 @@ from vidal.detection.base import (
     read_backend_checkpoint,
     save_checkpoint,
 )
-from vidal.detection.schedule import epoch_order, fit, optimizer_step, repeat_factors
+from vidal.detection.schedule import epoch_batches, fit, repeat_factors
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
@@ -414,25 +414,6 @@ def frame_to_sample(frame: dict, *, hflip: bool = False) -> tuple[Tensor, dict[s
     return img, {"boxes": boxes, "labels": labels}
 
 
-def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
-                    batches: Iterable[tuple[list[Tensor], list[dict[str, Tensor]]]], device: torch.device, *,
-                    grad_clip: float | None = None, warmup: torch.optim.lr_scheduler.LRScheduler | None = None,
-                    max_iters: int | None = None) -> list[dict[str, float]]:
-    """One pass over ``batches`` (as torchvision references/detection/engine.py).
-
-    Returns one dict of losses per iteration (``loss`` = their sum). Stops after ``max_iters``.
-    """
-    model.train()
-    history = []
-    params = [p for p in model.parameters() if p.requires_grad]
-    for it, (images, targets) in enumerate(batches):
-        if max_iters is not None and it >= max_iters:
-            break
-        history.append(optimizer_step(_losses(model, images, targets, device), optimizer, params,
-                                      grad_clip=grad_clip, warmup=warmup, iteration=it))
-    return history
-
-
 def _losses(model: nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]],
             device: torch.device) -> dict[str, Tensor]:
     images = [im.to(device) for im in images]
@@ -512,10 +493,8 @@ class FasterRCNNDetector:
 
     # ---- training
     def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float, factors: np.ndarray):
-        order = epoch_order(factors, self._generator)
-        for s in range(0, len(order), batch_size):
-            samples = [frame_to_sample(frames[i], hflip=bool(self._rng.random() < hflip))
-                       for i in order[s:s + batch_size]]
+        for chunk, flips in epoch_batches(frames, batch_size, factors, self._generator, self._rng, hflip):
+            samples = [frame_to_sample(f, hflip=flip) for f, flip in zip(chunk, flips)]
             yield [s[0] for s in samples], [s[1] for s in samples]
 
     def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
