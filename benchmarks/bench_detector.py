@@ -87,7 +87,8 @@ def run_one(spec, w, h, height, iters, batch_size, threads, device, dataset):
 
 
 @click.command()
-@click.option("--backbones", default="resnet50_fpn:default,efficientnet_lite0_fpn:cpu,efficientnet_lite0_fpn:cpu+imagenet,"
+@click.option("--backbones", default="resnet50_fpn:default,resnet_tiny_fpn:cpu,efficientnet_lite0_fpn:cpu,"
+              "efficientnet_lite0_fpn:cpu+imagenet,"
               "mobilenet_v3_fpn:cpu,resnet18_fpn:cpu", show_default=True,
               help="BACKBONE:PROFILE[+imagenet] entries; the first is the reference.")
 @click.option("--dataset", default=None, help="vidal-video-v1 file whose frames are used (default: random images).")

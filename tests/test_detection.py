@@ -271,3 +271,4 @@ def test_mobilenet_weights_load_and_wrong_backbone_weights_fail(tmp_path):
     assert p.probs.shape[1] == 3
     with pytest.raises(ValueError, match="not a torchvision Faster R-CNN state dict for this backbone"):
         build_faster_rcnn(num_classes=2, backbone="resnet18_fpn", weights=path, config=tiny_config())
+

@@ -105,5 +105,7 @@ def test_detector_on_imagenet_backbone_trains_and_predicts():
     assert len(hist) == 1 and np.isfinite(hist[0]["loss"])
     (p,) = det.predict([img])
     assert p.probs.shape[1] == 3 and np.allclose(p.probs.sum(1), 1, atol=1e-5)
-    with pytest.raises(ValueError, match="offline for efficientnet_lite0_fpn only"):
-        profile("cpu", backbone="resnet18_fpn", backbone_weights="imagenet")
+    for other in ("resnet18_fpn", "resnet_tiny_fpn"):  # a path was silently ignored before: now refused
+        for weights in ("imagenet", "/some/classifier.pth"):
+            with pytest.raises(ValueError, match="is for efficientnet_lite0_fpn only"):
+                profile("cpu", backbone=other, backbone_weights=weights)

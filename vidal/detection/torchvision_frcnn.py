@@ -18,7 +18,9 @@ What differs from stock torchvision:
   Nothing is ever downloaded.
 
 Backbones: ``resnet50_fpn`` (torchvision's fasterrcnn_resnet50_fpn layout), ``mobilenet_v3_fpn``
-(fasterrcnn_mobilenet_v3_large_fpn layout), ``resnet18_fpn`` (resnet_fpn_backbone("resnet18")).
+(fasterrcnn_mobilenet_v3_large_fpn layout), ``resnet18_fpn`` (resnet_fpn_backbone("resnet18")), and
+vidal's own ``efficientnet_lite0_fpn`` (offline ImageNet weights, :mod:`.efficientnet_lite`) and
+``resnet_tiny_fpn`` (made to train from scratch on CPU, :mod:`.resnet_tiny`).
 Without weights the backbone uses trainable BatchNorm and all layers train; with weights it uses
 FrozenBatchNorm2d, as torchvision does for pretrained models.
 """
@@ -52,6 +54,7 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
+from vidal.detection import resnet_tiny
 from vidal.detection.base import (
     CHECKPOINT_FORMAT,
     Predictions,
@@ -59,12 +62,14 @@ from vidal.detection.base import (
     read_backend_checkpoint,
     save_checkpoint,
 )
-from vidal.detection.schedule import epoch_batches, fit, repeat_factors
+from vidal.detection.schedule import check_schedule_fields, epoch_batches, fit, repeat_factors
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
 BACKEND = "torchvision_frcnn"
-BACKBONES = ("resnet18_fpn", "resnet50_fpn", "mobilenet_v3_fpn", "efficientnet_lite0_fpn")
+BACKBONES = ("resnet18_fpn", "resnet50_fpn", "mobilenet_v3_fpn", "efficientnet_lite0_fpn", "resnet_tiny_fpn")
+#: vidal's own backbone definitions: their FPN strides, anchors and RoI head sizes are configurable
+OWN_BACKBONES = ("efficientnet_lite0_fpn", "resnet_tiny_fpn")
 
 
 # --------------------------------------------------------------------------- config
@@ -81,7 +86,7 @@ class FasterRCNNConfig:
     #                                      package's file, offline) or a path to a classifier state dict
     norm: str = "auto"                  # "frozen_bn" | "bn"; auto: frozen_bn with weights, else bn
     trainable_layers: int | None = None  # backbone stages trained; None: 3 with weights, else all
-    # head sizes (efficientnet_lite0_fpn only; the other backbones keep torchvision's layouts)
+    # head sizes (OWN_BACKBONES only; the torchvision backbones keep torchvision's layouts)
     fpn_channels: int = 256
     fpn_strides: tuple[int, ...] = (8, 16, 32)
     anchor_sizes: tuple[int, ...] = (16, 32, 64)  # px at `height`, one per FPN stride; the pool level
@@ -96,6 +101,7 @@ class FasterRCNNConfig:
     max_width: int = 2000               # cap for very wide frames
     # schedule (thesis 2.5.1, SYNTHIA-AL; ImageNet-VID: lr 0.001, epochs 6, milestones (3, 5))
     lr: float = 0.02
+    optimizer: str = "sgd"                # thesis: SGD; "adamw" learns faster from scratch (cpu-scratch)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     epochs: int = 10
@@ -130,10 +136,10 @@ class FasterRCNNConfig:
         self.fpn_strides = tuple(int(v) for v in self.fpn_strides)
         self.anchor_sizes = tuple(int(v) for v in self.anchor_sizes)
         self.anchor_ratios = tuple(float(v) for v in self.anchor_ratios)
-        if self.backbone_weights is not None and self.backbone != "efficientnet_lite0_fpn" \
-                and self.backbone_weights == "imagenet":
-            raise ValueError(f"backbone_weights='imagenet' is available offline for efficientnet_lite0_fpn only; "
-                             f"for {self.backbone} give a path to an ImageNet state dict")
+        if self.backbone_weights is not None and self.backbone != "efficientnet_lite0_fpn":
+            raise ValueError(f"backbone_weights (ImageNet weights, available offline) is for efficientnet_lite0_fpn "
+                             f"only; for {self.backbone} give a whole detector's state dict as weights, or no "
+                             f"weights to train from scratch")
         if self.weights is not None and self.backbone_weights is not None:
             raise ValueError("give weights (a whole detector) or backbone_weights (ImageNet backbone), not both")
         if self.backbone not in BACKBONES:
@@ -144,10 +150,7 @@ class FasterRCNNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.norm not in ("auto", "frozen_bn", "bn"):
             raise ValueError(f"norm must be auto, frozen_bn or bn, got {self.norm!r}")
-        if not 0.0 <= self.hflip <= 1.0:
-            raise ValueError(f"hflip is a probability in [0, 1], got {self.hflip}")
-        if not 0.0 <= self.repeat_threshold <= 1.0:
-            raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {self.repeat_threshold}")
+        check_schedule_fields(self)
 
     def replace(self, **changes: Any) -> FasterRCNNConfig:
         return dataclasses.replace(self, **changes)
@@ -269,7 +272,7 @@ def resolve_config(cfg: FasterRCNNConfig) -> FasterRCNNConfig:
     a checkpoint rebuilds the same modules without its weights file)."""
     pretrained = cfg.weights is not None or cfg.backbone_weights is not None
     norm = cfg.norm if cfg.norm != "auto" else ("frozen_bn" if pretrained else "bn")
-    max_layers = {"mobilenet_v3_fpn": 6, "efficientnet_lite0_fpn": 8}.get(cfg.backbone, 5)
+    max_layers = {"mobilenet_v3_fpn": 6, "efficientnet_lite0_fpn": 8}.get(cfg.backbone, 5)  # resnets: 5
     default_layers = {"efficientnet_lite0_fpn": 6}.get(cfg.backbone, 3) if pretrained else max_layers
     layers = cfg.trainable_layers if cfg.trainable_layers is not None else default_layers
     if not 0 <= layers <= max_layers:
@@ -289,13 +292,16 @@ def _backbone(cfg: FasterRCNNConfig) -> tuple[nn.Module, AnchorGenerator | None]
                                 trainable_layers=layers)
         sizes = ((32, 64, 128, 256, 512),) * 3  # as torchvision's fasterrcnn_mobilenet_v3_large_fpn
         return bb, AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
-    if name == "efficientnet_lite0_fpn":
+    if name in OWN_BACKBONES:
         if len(cfg.anchor_sizes) != len(cfg.fpn_strides):
             raise ValueError(f"anchor_sizes {cfg.anchor_sizes} needs one size per FPN stride {cfg.fpn_strides}")
-        bn = partial(norm, eps=effl.BN_EPS)
-        bb = effl.EfficientNetLite0FPN(out_channels=cfg.fpn_channels, strides=cfg.fpn_strides, norm=bn)
-        if cfg.backbone_weights is not None:
-            effl.load_imagenet_weights(bb.body, None if cfg.backbone_weights == "imagenet" else cfg.backbone_weights)
+        if name == "resnet_tiny_fpn":
+            bb = resnet_tiny.resnet_tiny_fpn(out_channels=cfg.fpn_channels, strides=cfg.fpn_strides, norm=norm)
+        else:
+            bn = partial(norm, eps=effl.BN_EPS)
+            bb = effl.EfficientNetLite0FPN(out_channels=cfg.fpn_channels, strides=cfg.fpn_strides, norm=bn)
+            if cfg.backbone_weights is not None:
+                effl.load_imagenet_weights(bb.body, None if cfg.backbone_weights == "imagenet" else cfg.backbone_weights)
         bb.body.freeze(layers)
         sizes = tuple((a,) for a in cfg.anchor_sizes) + ((2 * cfg.anchor_sizes[-1],),)
         return bb, AnchorGenerator(sizes, (cfg.anchor_ratios,) * len(sizes))
@@ -343,7 +349,7 @@ def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weigh
         raise ValueError(f"weights file {weights} does not exist (weights are never downloaded)")
     body, anchors = _backbone(cfg)
     head: dict[str, Any] = {}
-    if cfg.backbone == "efficientnet_lite0_fpn":
+    if cfg.backbone in OWN_BACKBONES:
         # a lighter RoI head: fewer FPN channels, RoIAlign size and MLP width are configurable
         levels = [str(i) for i in range(len(cfg.fpn_strides))]
         res = cfg.roi_output_size
@@ -366,8 +372,9 @@ def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weigh
     # swap in the two extensions; same parameters, so state dicts stay torchvision-compatible
     model.roi_heads.__class__ = ProbRoIHeads
     t = model.transform
-    mean, std = (effl.IMAGE_MEAN, effl.IMAGE_STD) if cfg.backbone == "efficientnet_lite0_fpn" \
-        else (t.image_mean, t.image_std)
+    mean, std = {"efficientnet_lite0_fpn": (effl.IMAGE_MEAN, effl.IMAGE_STD),
+                 "resnet_tiny_fpn": (resnet_tiny.IMAGE_MEAN, resnet_tiny.IMAGE_STD)}.get(
+        cfg.backbone, (t.image_mean, t.image_std))
     model.transform = FixedHeightTransform(cfg.height, cfg.max_width, mean, std)
     if weights is not None:
         load_torchvision_weights(model, weights)
@@ -523,7 +530,8 @@ class FasterRCNNDetector:
                       [p for p in model.parameters() if p.requires_grad],
                       lambda: self._batches(frames, batch_size, cfg.hflip, factors), epochs=epochs, iterations=iterations,
                       lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, milestones=milestones,
-                      gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, progress=progress,
+                      gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, optimizer=cfg.optimizer,
+                      progress=progress,
                       before_epoch=model.train, on_epoch_end=on_epoch_end)
         self.model.eval()
         return history
