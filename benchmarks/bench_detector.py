@@ -4,18 +4,22 @@ backbone and profile, peak RSS. Prints JSON lines.
     python benchmarks/bench_detector.py [--dataset data/synthia-al-1pct/train.h5]
         [--backbones resnet50_fpn:default,efficientnet_lite0_fpn:cpu,...] [--iters 6] [--threads 2]
 
-Each entry of ``--backbones`` is ``BACKBONE:PROFILE``; the first is the reference (default:
+Each entry of ``--backbones`` is ``BACKBONE:PROFILE``, optionally followed by ``+imagenet`` and
+``+FIELD=VALUE`` config overrides (``resnet_tiny_fpn:cpu+fpn_channels=32``, the from-scratch
+detector config); the first is the reference (default:
 torchvision's stock Faster R-CNN settings, ResNet-50 FPN with its RPN / RoI sampling sizes) and
 every line reports ``speedup_vs_reference`` of training images/s, all measured in this one run on
 the same images. Images: frames of ``--dataset`` (real generated frames with their boxes) or,
 without it, random RGB images of ``--resolution`` with 1-6 random boxes each; all are resized to
-``--height`` (thesis 2.5.1: 300 px). Random weights (speed does not depend on them, except that a
-pretrained backbone uses FrozenBatchNorm: add ``+imagenet`` to an efficientnet entry to time that).
+``--height`` (thesis 2.5.1: 300 px). Random weights (a pretrained backbone uses FrozenBatchNorm
+and frozen early stages: add ``+imagenet`` to an efficientnet entry to time that; speed also drifts
+by ~10 % as training changes the proposals, so compare entries of one run).
 Each entry runs in its own subprocess so that ``peak_rss_mb`` (ru_maxrss) is its own.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -57,7 +61,7 @@ def run_one(spec, w, h, height, iters, batch_size, threads, device, dataset):
 
     torch.set_num_threads(threads)
     backbone, _, prof = spec.partition(":")
-    prof, _, extra = (prof or "default").partition("+")
+    prof, *extras = (prof or "default").split("+")
     n = batch_size * (iters + 1)
     if dataset:
         frames, classes = _dataset_frames(dataset, n)
@@ -65,7 +69,13 @@ def run_one(spec, w, h, height, iters, batch_size, threads, device, dataset):
     else:
         classes = ["car", "bike", "motorcycle"]
         frames = _frames(n, w, h, len(classes))
-    kw = {"backbone_weights": "imagenet"} if extra == "imagenet" else {}
+    kw = {}
+    for extra in extras:  # "imagenet" or a config field "key=value" (e.g. fpn_channels=32)
+        if extra == "imagenet":
+            kw["backbone_weights"] = "imagenet"
+        else:
+            key, _, value = extra.partition("=")
+            kw[key] = ast.literal_eval(value)
     cfg = profile(prof, backbone=backbone, height=height, batch_size=batch_size, device=device, hflip=0.5, **kw)
     det = FasterRCNNDetector(class_names=classes, config=cfg)
     det.train(frames[:batch_size], epochs=1, iterations=1)  # warm-up (allocator, lazy init)
@@ -87,10 +97,9 @@ def run_one(spec, w, h, height, iters, batch_size, threads, device, dataset):
 
 
 @click.command()
-@click.option("--backbones", default="resnet50_fpn:default,resnet_tiny_fpn:cpu,efficientnet_lite0_fpn:cpu,"
-              "efficientnet_lite0_fpn:cpu+imagenet,"
-              "mobilenet_v3_fpn:cpu,resnet18_fpn:cpu", show_default=True,
-              help="BACKBONE:PROFILE[+imagenet] entries; the first is the reference.")
+@click.option("--backbones", default="resnet50_fpn:default,resnet_tiny_fpn:cpu+fpn_channels=32,efficientnet_lite0_fpn:cpu,"
+              "efficientnet_lite0_fpn:cpu+imagenet,mobilenet_v3_fpn:cpu,resnet18_fpn:cpu", show_default=True,
+              help="BACKBONE:PROFILE[+imagenet][+FIELD=VALUE...] entries; the first is the reference.")
 @click.option("--dataset", default=None, help="vidal-video-v1 file whose frames are used (default: random images).")
 @click.option("--resolution", default="640x480", show_default=True, help="Random image size (without --dataset).")
 @click.option("--height", type=int, default=300, show_default=True, help="Resize height (thesis: 300).")

@@ -82,7 +82,7 @@ def test_detector_learns_a_toy_task_from_scratch():
     torch.manual_seed(0)
     cfg = profile("cpu", backbone="resnet_tiny_fpn", height=96, fpn_channels=32, box_head_dim=64,
                   anchor_sizes=(16, 32, 64, 128), lr=0.02, warmup_iters=10, batch_size=4)
-    assert cfg.backbone_weights is None
+    assert cfg.backbone_weights is None and profile("cpu").backbone == "resnet_tiny_fpn"
     det = FasterRCNNDetector(class_names=["square", "bar"], config=cfg)
     assert det.config.norm == "bn" and det.config.trainable_layers == 5
     train, test = _toy_frames(40), _toy_frames(8, seed=1)

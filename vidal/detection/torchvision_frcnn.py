@@ -165,15 +165,16 @@ class FasterRCNNConfig:
         return cls(**d)
 
 
-#: Presets. ``cpu``: EfficientNet-Lite0 FPN with a light head, a stride-4 level for small objects,
-#: and fewer sampled anchors / proposals / RoIs (a few times cheaper RoI heads).
+#: Presets. ``cpu``: ResNet-Tiny FPN (from scratch; ``backbone="efficientnet_lite0_fpn",
+#: backbone_weights="imagenet"`` for the offline ImageNet backbone) with a light head, a stride-4
+#: level for small objects, and fewer sampled anchors / proposals / RoIs (a few times cheaper RoI heads).
 PROFILES: dict[str, FasterRCNNConfig] = {
     "default": FasterRCNNConfig(),
     "cpu": FasterRCNNConfig(
         # a stride-4 level with 12-px anchors for small objects (synth objects are ~14 px tall at
         # 300 px; 1 % dataset, ImageNet weights: test mAP@0.5 0.25 vs 0.12 after one epoch), paid
         # for by 64 FPN channels (the RPN's 3x3 conv runs on every level: 4.1 -> 6.2 images/s)
-        backbone="efficientnet_lite0_fpn", fpn_channels=64, box_head_dim=256,
+        backbone="resnet_tiny_fpn", fpn_channels=64, box_head_dim=256,
         fpn_strides=(4, 8, 16, 32), anchor_sizes=(12, 24, 48, 96),
         rpn_batch_size_per_image=64,
         rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
