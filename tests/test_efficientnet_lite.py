@@ -10,7 +10,6 @@ from torch import nn
 
 from vidal.detection import FasterRCNNDetector, profile
 from vidal.detection import efficientnet_lite as effl
-from vidal.detection.torchvision_frcnn import use_channels_last
 
 
 @pytest.fixture(autouse=True)
@@ -77,20 +76,6 @@ def test_freeze_counts_stages_from_the_end():
     assert not any(p.requires_grad for p in body.parameters())
     with pytest.raises(ValueError, match="0..8"):
         body.freeze(9)
-
-
-def test_fpn_levels_and_channels_last_gives_the_same_features():
-    fpn = effl.EfficientNetLite0FPN(out_channels=32, strides=(4, 8, 16, 32)).eval()
-    x = torch.rand(1, 3, 64, 96)
-    with torch.no_grad():
-        ref = fpn(x)
-        assert [tuple(v.shape[-2:]) for v in ref.values()] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
-        use_channels_last(fpn)
-        out = fpn(x)
-    for k in ref:
-        torch.testing.assert_close(out[k], ref[k], rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="strides must be among"):
-        effl.EfficientNetLite0FPN(strides=(2, 8))
 
 
 def test_detector_on_imagenet_backbone_trains_and_predicts():

@@ -1,6 +1,7 @@
 """Tests of the ResNet-Tiny FPN backbone (vidal/detection/resnet_tiny.py): feature shapes per
 stride, identity start of the residual blocks, freezing, one-line errors, and a detector on it
-that learns a toy task from scratch and keeps the prediction contract."""
+that learns a toy task from scratch and keeps the prediction contract (FPN levels and channels-last:
+tests/test_fpn.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 from tests.tiny_videos import check_predictions
 from vidal.detection import FasterRCNNDetector, profile
 from vidal.detection import resnet_tiny as rt
-from vidal.detection.torchvision_frcnn import use_channels_last
 from vidal.evaluation import evaluate_detections
 
 
@@ -47,18 +47,6 @@ def test_freeze_counts_stem_and_stages():
     assert all(p.requires_grad for p in body.parameters())
     with pytest.raises(ValueError, match="0..5"):
         body.freeze(6)
-
-
-def test_fpn_channels_last_gives_the_same_features():
-    fpn = rt.resnet_tiny_fpn(out_channels=16, strides=(4, 8, 16, 32)).eval()
-    x = torch.rand(1, 3, 64, 96)
-    with torch.no_grad():
-        ref = fpn(x)
-        assert [tuple(v.shape[-2:]) for v in ref.values()] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
-        use_channels_last(fpn)
-        out = fpn(x)
-    for k in ref:
-        torch.testing.assert_close(out[k], ref[k], rtol=1e-4, atol=1e-4)
 
 
 def _toy_frames(n: int, seed: int = 0) -> list[dict]:
