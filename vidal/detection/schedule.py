@@ -1,7 +1,7 @@
 """The training schedule every detector backend shares (thesis 2.5.1).
 
 SGD with momentum and weight decay (or, with ``optimizer="adamw"``, AdamW [Loshchilov & Hutter
-2019] with decoupled weight decay, for training from scratch in few iterations), the learning rate multiplied by ``gamma`` after each epoch
+2019] with decoupled weight decay), the learning rate multiplied by ``gamma`` after each epoch
 listed in ``milestones`` (the thesis: "reduce the learning rate by a factor of 5"), an optional
 linear warm-up from ``lr / 1000`` over the first ``warmup_iters`` iterations (as torchvision's
 detection references), optional gradient-norm clipping. A backend supplies only how one batch
@@ -23,11 +23,15 @@ from torch import Tensor
 OPTIMIZERS = ("sgd", "adamw")
 
 
+def check_optimizer(name: str) -> None:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+
+
 def check_schedule_fields(cfg: Any) -> None:
     """The schedule fields every backend config has (``optimizer``, ``hflip``,
     ``repeat_threshold``), checked with a one-line ``ValueError`` naming the field."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    check_optimizer(cfg.optimizer)
     if not 0.0 <= cfg.hflip <= 1.0:
         raise ValueError(f"hflip is a probability in [0, 1], got {cfg.hflip}")
     if not 0.0 <= cfg.repeat_threshold <= 1.0:
@@ -41,12 +45,11 @@ def optimizer_with_schedule(params: Iterable[Tensor], *, lr: float, momentum: fl
     ``optimizer``: ``sgd`` (thesis 2.5.1: momentum ``momentum``, L2 ``weight_decay``) or ``adamw``
     (betas (0.9, 0.999), decoupled ``weight_decay``; ``momentum`` unused).
     """
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(list(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    elif optimizer == "adamw":
+    check_optimizer(optimizer)
+    if optimizer == "adamw":
         opt = torch.optim.AdamW(list(params), lr=lr, weight_decay=weight_decay)
     else:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        opt = torch.optim.SGD(list(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
     warm = None
     if warmup_iters > 0:
@@ -77,7 +80,8 @@ def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, 
 def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         epoch_batches: Callable[[], Iterable[Any]], *, epochs: int, iterations: int | None, lr: float,
         momentum: float, weight_decay: float, milestones: Sequence[int], gamma: float, warmup_iters: int,
-        grad_clip: float | None, optimizer: str = "sgd", progress: bool = False, before_epoch: Callable[[], None] | None = None,
+        grad_clip: float | None, optimizer: str = "sgd", progress: bool = False,
+        before_epoch: Callable[[], None] | None = None,
         on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
     """Train for ``epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch).
 

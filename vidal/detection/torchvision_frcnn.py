@@ -101,7 +101,7 @@ class FasterRCNNConfig:
     max_width: int = 2000               # cap for very wide frames
     # schedule (thesis 2.5.1, SYNTHIA-AL; ImageNet-VID: lr 0.001, epochs 6, milestones (3, 5))
     lr: float = 0.02
-    optimizer: str = "sgd"                # thesis: SGD; "adamw" learns faster from scratch (cpu-scratch)
+    optimizer: str = "sgd"                # thesis: SGD; or "adamw" (README: measured, not better here)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     epochs: int = 10
