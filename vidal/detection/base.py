@@ -14,13 +14,30 @@ Frame dict (training input), the contract of ``vidal.data`` datasets:
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
 CHECKPOINT_FORMAT = "vidal-detector-v1"
+
+
+class StrictConfig:
+    """Mixin for the backend config dataclasses: ``replace`` and a strict ``from_dict`` (unknown
+    keys are an error naming them and the valid ones, design.md 5.6)."""
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid: {sorted(known)}")
+        return cls(**d)
 
 
 @dataclass

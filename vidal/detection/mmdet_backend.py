@@ -40,8 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from vidal.detection.base import Predictions, make_checkpoint, read_backend_checkpoint, save_checkpoint
-from vidal.detection.schedule import check_schedule_fields
+from vidal.detection.base import (
+    Predictions,
+    StrictConfig,
+    make_checkpoint,
+    read_backend_checkpoint,
+    save_checkpoint,
+)
+from vidal.detection.schedule import ScheduleConfig
 from vidal.detection.weights import check_state_dict
 from vidal.registry import DETECTORS
 
@@ -77,7 +83,7 @@ def require_mmdet():
 
 
 @dataclass
-class MMDetConfig:
+class MMDetConfig(ScheduleConfig, StrictConfig):
     """The mmdet model to build and every number of its training schedule (thesis 2.5.1 defaults,
     the same names and values as :class:`vidal.detection.FasterRCNNConfig`)."""
 
@@ -87,20 +93,7 @@ class MMDetConfig:
     # input size: fixed height, aspect ratio kept (thesis: 300 px)
     height: int = 300
     max_width: int = 2000
-    # schedule (thesis 2.5.1, SYNTHIA-AL)
-    lr: float = 0.02
-    optimizer: str = "sgd"               # "sgd" (thesis) | "adamw"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    epochs: int = 10
-    milestones: tuple[int, ...] = (5, 7)
-    gamma: float = 0.2
-    warmup_iters: int = 0
-    batch_size: int = 12
-    grad_clip: float | None = 10.0
-    hflip: float = 0.5
-    repeat_threshold: float = 0.0       # class-balanced repeat-factor sampling (LVIS); 0 = off
-    seed: int = 0
+    # schedule: the fields of ScheduleConfig (shared with the torchvision backend)
     # RoI head test settings (written into the mmdet config's test_cfg.rcnn)
     box_score_thresh: float = 0.05
     box_nms_thresh: float = 0.5
@@ -110,26 +103,13 @@ class MMDetConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.milestones = tuple(int(m) for m in self.milestones)
+        super().__post_init__()
         self.cfg_options = dict(self.cfg_options or {})
         for name in ("height", "max_width", "epochs", "batch_size", "predict_batch_size", "box_detections_per_img"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        check_schedule_fields(self)
         if not isinstance(self.config, str) or not self.config:
             raise ValueError(f"config must name an mmdet config file, got {self.config!r}")
-
-    def replace(self, **changes: Any) -> MMDetConfig:
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MMDetConfig:
-        """Strict: unknown keys are an error listing the valid ones (design.md 5.6)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown keys {unknown} for the mmdet backend; valid: {sorted(known)}")
-        return cls(**d)
 
 
 def resolve_config_path(name: str) -> Path:

@@ -12,6 +12,7 @@ per-iteration history, so the torchvision and MMDetection backends train the sam
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -36,6 +37,30 @@ def check_schedule_fields(cfg: Any) -> None:
         raise ValueError(f"hflip is a probability in [0, 1], got {cfg.hflip}")
     if not 0.0 <= cfg.repeat_threshold <= 1.0:
         raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {cfg.repeat_threshold}")
+
+
+@dataclass
+class ScheduleConfig:
+    """The training-schedule fields every backend config shares (thesis 2.5.1, SYNTHIA-AL;
+    ImageNet-VID: lr 0.001, epochs 6, milestones (3, 5)); checked by :func:`check_schedule_fields`."""
+
+    lr: float = 0.02
+    optimizer: str = "sgd"                # thesis: SGD; or "adamw" (README: measured, not better here)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    milestones: tuple[int, ...] = (5, 7)  # epochs after which lr *= gamma
+    gamma: float = 0.2                    # "reduce the learning rate by a factor of 5"
+    warmup_iters: int = 0                 # linear warm-up from lr/1000 (torchvision references); 0 = off
+    batch_size: int = 12
+    grad_clip: float | None = 10.0        # max grad norm; guards the high lr when training from scratch
+    hflip: float = 0.5                    # probability of a horizontal flip per training image
+    repeat_threshold: float = 0.0         # class-balanced repeat-factor sampling (LVIS); 0 = off
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+        check_schedule_fields(self)
 
 
 def optimizer_with_schedule(params: Iterable[Tensor], *, lr: float, momentum: float, weight_decay: float,

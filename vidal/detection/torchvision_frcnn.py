@@ -58,11 +58,12 @@ from vidal.detection import resnet_tiny
 from vidal.detection.base import (
     CHECKPOINT_FORMAT,
     Predictions,
+    StrictConfig,
     make_checkpoint,
     read_backend_checkpoint,
     save_checkpoint,
 )
-from vidal.detection.schedule import check_schedule_fields, epoch_batches, fit, repeat_factors
+from vidal.detection.schedule import ScheduleConfig, epoch_batches, fit, repeat_factors
 from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
 from vidal.registry import DETECTORS
 
@@ -76,7 +77,7 @@ OWN_BACKBONES = ("efficientnet_lite0_fpn", "resnet_tiny_fpn")
 
 
 @dataclass
-class FasterRCNNConfig:
+class FasterRCNNConfig(ScheduleConfig, StrictConfig):
     """Every number of the detector and its training schedule. Defaults: thesis 2.5.1 (SYNTHIA-AL)
     for the schedule, torchvision defaults for the RPN / RoI heads."""
 
@@ -99,20 +100,7 @@ class FasterRCNNConfig:
     # input size: fixed height, aspect ratio kept (thesis: 300 px)
     height: int = 300
     max_width: int = 2000               # cap for very wide frames
-    # schedule (thesis 2.5.1, SYNTHIA-AL; ImageNet-VID: lr 0.001, epochs 6, milestones (3, 5))
-    lr: float = 0.02
-    optimizer: str = "sgd"                # thesis: SGD; or "adamw" (README: measured, not better here)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    epochs: int = 10
-    milestones: tuple[int, ...] = (5, 7)  # epochs after which lr *= gamma
-    gamma: float = 0.2                    # "reduce the learning rate by a factor of 5"
-    warmup_iters: int = 0                 # linear warm-up from lr/1000 (torchvision references); 0 = off
-    batch_size: int = 12
-    grad_clip: float | None = 10.0        # max grad norm; guards the high lr when training from scratch
-    hflip: float = 0.5                    # probability of a horizontal flip per training image
-    repeat_threshold: float = 0.0         # class-balanced repeat-factor sampling (LVIS); 0 = off
-    seed: int = 0
+    # schedule: the fields of ScheduleConfig (shared with the mmdet backend)
     # RPN
     rpn_pre_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
@@ -132,7 +120,7 @@ class FasterRCNNConfig:
     device: str = "auto"                 # "auto" = cuda if available, else cpu
 
     def __post_init__(self) -> None:
-        self.milestones = tuple(int(m) for m in self.milestones)
+        super().__post_init__()
         self.fpn_strides = tuple(int(v) for v in self.fpn_strides)
         self.anchor_sizes = tuple(int(v) for v in self.anchor_sizes)
         self.anchor_ratios = tuple(float(v) for v in self.anchor_ratios)
@@ -150,19 +138,6 @@ class FasterRCNNConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.norm not in ("auto", "frozen_bn", "bn"):
             raise ValueError(f"norm must be auto, frozen_bn or bn, got {self.norm!r}")
-        check_schedule_fields(self)
-
-    def replace(self, **changes: Any) -> FasterRCNNConfig:
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FasterRCNNConfig:
-        """Strict: unknown keys are an error (design.md 5.6)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown FasterRCNNConfig keys {unknown}; valid: {sorted(known)}")
-        return cls(**d)
 
 
 #: Presets. ``cpu``: ResNet-Tiny FPN (from scratch; ``backbone="efficientnet_lite0_fpn",
