@@ -128,6 +128,30 @@ def test_fixed_height_resize_and_boxes_back_in_input_pixels():
     torch.testing.assert_close(out[0]["boxes"], torch.tensor([[0.0, 0.0, 150.0, 64.0]]))
 
 
+def test_per_image_input_norm_sees_a_darkened_frame_as_the_original(tmp_path):
+    torch.manual_seed(0)
+    det = FasterRCNNDetector(class_names=CLASSES, config=tiny_config(backbone="resnet_tiny_fpn", input_norm="image"))
+    img = make_frames(1)[0]["image"]
+    night = (img.astype(np.float32) * 0.3).round().astype(np.uint8)   # synth night frames: ~0.35x as bright
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    a, _ = det.model.transform([x])
+    b, _ = det.model.transform([x * 0.3])
+    torch.testing.assert_close(a.tensors, b.tensors, atol=1e-4, rtol=1e-4)
+    day_pred, night_pred = det.predict([img, night])
+    assert len(day_pred) > 0
+    # the same detections up to the uint8 rounding of the dark frame (untrained: near-tied scores
+    # may reorder, so compare the best one)
+    assert night_pred.scores.max() == pytest.approx(day_pred.scores.max(), abs=1e-3)
+    np.testing.assert_allclose(day_pred.boxes[day_pred.scores.argmax()], night_pred.boxes[night_pred.scores.argmax()],
+                               atol=0.5)
+    det.save(tmp_path / "n.pth")                                               # rebuilt with the same norm
+    assert load_detector(tmp_path / "n.pth").model.transform.per_image
+    fixed = FasterRCNNDetector(class_names=CLASSES, config=tiny_config(backbone="resnet_tiny_fpn"))
+    assert not torch.allclose(fixed.model.transform([x])[0].tensors, fixed.model.transform([x * 0.3])[0].tensors)
+    with pytest.raises(ValueError, match="input_norm must be 'dataset'"):
+        tiny_config(input_norm="per-image")
+
+
 def test_score_threshold_and_max_detections_are_applied():
     det = FasterRCNNDetector(class_names=CLASSES, config=tiny_config(box_detections_per_img=5))
     p = det.predict([make_frames(1)[0]["image"]])[0]

@@ -105,6 +105,43 @@ def test_both_backend_configs_check_the_schedule_fields(backend_config):
         from vidal.detection.mmdet_backend import MMDetConfig as Config
     assert Config(optimizer="adamw").optimizer == "adamw"
     for bad, msg in [({"optimizer": "rmsprop"}, "optimizer must be one of"), ({"hflip": 1.5}, "hflip is a probability"),
-                     ({"repeat_threshold": -0.1}, "repeat_threshold is a fraction")]:
+                     ({"repeat_threshold": -0.1}, "repeat_threshold is a fraction"),
+                     ({"photometric": 2.0}, "photometric is a probability"), ({"zoom": 0.5}, "zoom is the largest zoom-in"),
+                     ({"crop": 0.0}, "crop is the side of a random crop"), ({"ema_decay": 1.0}, "ema_decay is")]:
         with pytest.raises(ValueError, match=msg):
             Config(**bad)
+
+
+def test_config_schedule_keys_are_the_schedule_fields():
+    import dataclasses
+
+    from vidal.build import SCHEDULE_KEYS
+    from vidal.detection.schedule import ScheduleConfig
+
+    assert set(SCHEDULE_KEYS) == {f.name for f in dataclasses.fields(ScheduleConfig)}
+
+
+def test_fit_weight_average_is_evaluated_and_kept_while_training_goes_on_from_live_weights():
+    import math
+
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    seen = []
+    rows = fit(lambda x: {"l": (module(x) ** 2).sum()}, list(module.parameters()),
+               lambda: [torch.ones(1, 1)] * 3, epochs=2, iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0,
+               milestones=(), gamma=1.0, warmup_iters=0, grad_clip=None, ema_decay=0.5, module=module,
+               on_epoch_end=lambda e, r: seen.append(module.weight.item()))
+    # SGD on w^2 with lr 0.1: w <- 0.8 w; the average by hand (d_t = 0.5 (1 - exp(-t / 2)))
+    live, ema, averages = 1.0, 1.0, []
+    for t in range(1, 7):
+        live *= 0.8
+        d = 0.5 * (1 - math.exp(-t / 2))
+        ema = d * ema + (1 - d) * live
+        averages.append(ema)
+    assert seen == pytest.approx([averages[2], averages[5]])
+    assert module.weight.item() == pytest.approx(averages[5])            # kept when training ends
+    assert rows[3]["loss"] == pytest.approx(0.8 ** 6)                    # epoch 2 went on from live weights
+    with pytest.raises(ValueError, match="ema_decay needs the module"):
+        fit(lambda x: {}, [], lambda: [], epochs=1, iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0,
+            milestones=(), gamma=1.0, warmup_iters=0, grad_clip=None, ema_decay=0.9)

@@ -267,25 +267,29 @@ def load_mmdet_weights(model, path: str | Path) -> dict[str, int]:
 # --------------------------------------------------------------------------- data
 
 
-def _resize(image: np.ndarray, height: int, max_width: int) -> tuple[np.ndarray, float, float]:
-    """Fixed-height resize (aspect kept, width capped); returns ``(image, sx, sy)``."""
+def _resize(image: np.ndarray, height: int, max_width: int, scale_height: int | None = None
+            ) -> tuple[np.ndarray, float, float]:
+    """Fixed-height resize (aspect kept, width capped); returns ``(image, sx, sy)``. With
+    ``scale_height`` (a crop kept at its frame's scale: augment.scale_crop) the image is scaled
+    by ``height / scale_height`` instead."""
     import cv2
 
     a = np.asarray(image)
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {a.shape}")
     h, w = a.shape[:2]
-    scale = min(height / h, max_width / w)
+    scale = min(height / (scale_height or h), max_width / w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     if (nh, nw) != (h, w):
         a = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_LINEAR)
     return a, nw / w, nh / h
 
 
-def to_mmdet_sample(image: np.ndarray, cfg: MMDetConfig, *, boxes=None, labels=None, hflip: bool = False):
+def to_mmdet_sample(image: np.ndarray, cfg: MMDetConfig, *, boxes=None, labels=None, hflip: bool = False,
+                    scale_height: int | None = None):
     """(uint8 BGR tensor ``[3, h, w]``, ``DetDataSample``): what mmdet's data preprocessor expects.
 
-    The image is resized to ``cfg.height``; ``img_shape`` / ``ori_shape`` / ``scale_factor`` let
+    The image is resized to ``cfg.height`` (or by ``cfg.height / scale_height``); ``img_shape`` / ``ori_shape`` / ``scale_factor`` let
     mmdet map predictions back to input pixels. ``labels`` are vidal ids ``1..C`` (mmdet: ``0..C-1``).
     """
     import torch
@@ -293,7 +297,7 @@ def to_mmdet_sample(image: np.ndarray, cfg: MMDetConfig, *, boxes=None, labels=N
     from mmengine.structures import InstanceData
 
     h, w = np.asarray(image).shape[:2]
-    img, sx, sy = _resize(image, cfg.height, cfg.max_width)
+    img, sx, sy = _resize(image, cfg.height, cfg.max_width, scale_height)
     nh, nw = img.shape[:2]
     if hflip:
         img = img[:, ::-1]
@@ -379,7 +383,8 @@ class MMDetDetector:
         for k, image in enumerate(images):
             kw = {}
             if frames is not None:
-                kw = {"boxes": frames[k]["boxes"], "labels": frames[k]["labels"], "hflip": bool(flips[k])}
+                kw = {"boxes": frames[k]["boxes"], "labels": frames[k]["labels"], "hflip": bool(flips[k]),
+                      "scale_height": frames[k].get("scale_height")}
             t, s = to_mmdet_sample(image, self.config, **kw)
             inputs.append(t.to(self.device))
             samples.append(s)
@@ -405,13 +410,13 @@ class MMDetDetector:
         bs = cfg.batch_size if batch_size is None else batch_size
         factors = repeat_factors(frames, cfg.repeat_threshold)
         history = fit(self._losses, [p for p in self.model.parameters() if p.requires_grad],
-                      lambda: epoch_batches(frames, bs, factors, self._generator, self._rng, cfg.hflip), epochs=cfg.epochs if epochs is None else epochs,
+                      lambda: epoch_batches(frames, bs, factors, self._generator, self._rng, cfg), epochs=cfg.epochs if epochs is None else epochs,
                       iterations=iterations, lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
                       weight_decay=cfg.weight_decay,
                       milestones=cfg.milestones if milestones is None else tuple(milestones),
                       gamma=cfg.gamma if gamma is None else gamma, warmup_iters=cfg.warmup_iters,
                       grad_clip=cfg.grad_clip, optimizer=cfg.optimizer, progress=progress,
-                      before_epoch=self.model.train,
+                      ema_decay=cfg.ema_decay, module=self.model, before_epoch=self.model.train,
                       on_epoch_end=on_epoch_end)
         self.model.eval()
         return history

@@ -11,6 +11,7 @@ per-iteration history, so the torchvision and MMDetection backends train the sam
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,15 @@ def check_schedule_fields(cfg: Any) -> None:
         raise ValueError(f"hflip is a probability in [0, 1], got {cfg.hflip}")
     if not 0.0 <= cfg.repeat_threshold <= 1.0:
         raise ValueError(f"repeat_threshold is a fraction of frames in [0, 1] (0 = off), got {cfg.repeat_threshold}")
+    if not 0.0 <= cfg.photometric <= 1.0:
+        raise ValueError(f"photometric is a probability in [0, 1] (0 = off), got {cfg.photometric}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay is the weight-average decay per step, in [0, 1) (0 = off), got {cfg.ema_decay}")
+    if not 0.1 <= cfg.crop <= 1.0:
+        raise ValueError(f"crop is the side of a random crop kept at the frame's scale, as a fraction of the "
+                         f"frame's, in [0.1, 1] (1 = off), got {cfg.crop}")
+    if not 1.0 <= cfg.zoom <= 4.0:
+        raise ValueError(f"zoom is the largest zoom-in of a random crop, in [1, 4] (1 = off), got {cfg.zoom}")
 
 
 @dataclass
@@ -56,6 +66,10 @@ class ScheduleConfig:
     grad_clip: float | None = 10.0        # max grad norm; guards the high lr when training from scratch
     hflip: float = 0.5                    # probability of a horizontal flip per training image
     repeat_threshold: float = 0.0         # class-balanced repeat-factor sampling (LVIS); 0 = off
+    ema_decay: float = 0.0                # weight averaging (schedule.WeightAverage); 0 = off
+    photometric: float = 0.0              # probability of a random colour transform (augment.py)
+    zoom: float = 1.0                     # largest zoom-in of a random same-aspect crop; 1 = off
+    crop: float = 1.0                     # side of a random crop kept at the frame's scale; 1 = off
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -102,19 +116,63 @@ def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, 
     return {"loss": loss.item(), **terms}
 
 
+class WeightAverage:
+    """Exponential moving average of a module's floating-point state (parameters and BatchNorm
+    statistics; integer buffers are copied): ``ema <- d ema + (1 - d) w`` after every optimizer
+    step, with ``d = decay (1 - exp(-step / ramp))`` so that early, fast-changing weights are not
+    averaged in for long (``ramp`` = 1 / (1 - decay) steps).
+
+    ``swapped()`` is a context that puts the average into the module and the live weights back
+    after (evaluation during training); ``apply()`` keeps the average for good.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module, self.decay, self.steps = module, decay, 0
+        self.ramp = 1.0 / (1.0 - decay)
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        d = self.decay * (1.0 - math.exp(-self.steps / self.ramp))
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.state[k].copy_(v)
+
+    def apply(self) -> None:
+        self.module.load_state_dict(self.state)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        live = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.apply()
+        try:
+            yield
+        finally:
+            self.module.load_state_dict(live)
+
+
 def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         epoch_batches: Callable[[], Iterable[Any]], *, epochs: int, iterations: int | None, lr: float,
         momentum: float, weight_decay: float, milestones: Sequence[int], gamma: float, warmup_iters: int,
         grad_clip: float | None, optimizer: str = "sgd", progress: bool = False,
         before_epoch: Callable[[], None] | None = None,
-        on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
+        on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None,
+        ema_decay: float = 0.0, module: torch.nn.Module | None = None) -> list[dict[str, float]]:
     """Train for ``epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch).
 
     ``losses_of(batch)`` runs the model in training mode and returns its loss terms;
     ``before_epoch()`` puts the model in training mode (``on_epoch_end`` may have evaluated it).
     ``iterations`` caps the total number of optimizer steps. Returns one row per iteration with
-    ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``.
+    ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``. ``ema_decay > 0``: keep a
+    :class:`WeightAverage` of ``module``; ``on_epoch_end`` sees the average, and the module holds
+    it when training ends.
     """
+    if ema_decay > 0 and module is None:
+        raise ValueError("ema_decay needs the module whose weights are averaged")
+    ema = WeightAverage(module, ema_decay) if ema_decay > 0 else None
     params = list(params)
     opt, sched, warm = optimizer_with_schedule(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                                milestones=milestones, gamma=gamma, warmup_iters=warmup_iters,
@@ -136,6 +194,8 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
                 break
             row = optimizer_step(losses_of(batch), opt, params, grad_clip=grad_clip, warmup=warm,
                                  iteration=len(history) + len(rows))
+            if ema is not None:
+                ema.update()
             rows.append(row)
         history += [{**r, "epoch": epoch, "lr": epoch_lr} for r in rows]
         sched.step()
@@ -143,9 +203,12 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
             bar.update(1)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}" if rows else "-")
         if on_epoch_end is not None:
-            on_epoch_end(epoch, rows)
+            with ema.swapped() if ema is not None else contextlib.nullcontext():
+                on_epoch_end(epoch, rows)
     if bar is not None:
         bar.close()
+    if ema is not None:
+        ema.apply()
     return history
 
 
@@ -192,11 +255,15 @@ def epoch_order(factors: np.ndarray, generator: torch.Generator) -> list[int]:
 
 
 def epoch_batches(frames: Sequence[dict], batch_size: int, factors: np.ndarray, generator: torch.Generator,
-                  rng: np.random.Generator, hflip: float):
+                  rng: np.random.Generator, schedule: ScheduleConfig):
     """One epoch of ``(frames, flips)`` batches: :func:`epoch_order` cut into ``batch_size`` chunks,
-    each frame flipped horizontally with probability ``hflip`` (one ``rng`` draw per frame, in order).
-    Backends turn the chunk into their own tensors."""
+    each frame augmented (:func:`vidal.detection.augment.augment` with the schedule's
+    ``photometric``, ``zoom`` and ``crop``) and flipped horizontally with probability ``schedule.hflip``
+    (``rng`` draws per frame, in order). Backends turn the chunk into their own tensors."""
+    from vidal.detection.augment import augment
+
     order = epoch_order(factors, generator)
     for s in range(0, len(order), batch_size):
-        chunk = [frames[i] for i in order[s:s + batch_size]]
-        yield chunk, [bool(rng.random() < hflip) for _ in chunk]
+        chunk = [augment(frames[i], rng, photometric_p=schedule.photometric, max_zoom=schedule.zoom, crop=schedule.crop)
+                 for i in order[s:s + batch_size]]
+        yield chunk, [bool(rng.random() < schedule.hflip) for _ in chunk]

@@ -97,6 +97,8 @@ class FasterRCNNConfig(ScheduleConfig, StrictConfig):
     box_head_dim: int = 1024             # TwoMLPHead representation size
     roi_output_size: int = 7             # RoIAlign output (7x7 in torchvision)
     channels_last: bool = True           # NHWC convolutions: ~3x faster conv backward on CPU (oneDNN)
+    input_norm: str = "dataset"          # "dataset": fixed mean / std (the backbone's); "image": each
+    #                                      image's own channel means and std (FixedHeightTransform)
     # input size: fixed height, aspect ratio kept (thesis: 300 px)
     height: int = 300
     max_width: int = 2000               # cap for very wide frames
@@ -130,6 +132,9 @@ class FasterRCNNConfig(ScheduleConfig, StrictConfig):
                              f"weights to train from scratch")
         if self.weights is not None and self.backbone_weights is not None:
             raise ValueError("give weights (a whole detector) or backbone_weights (ImageNet backbone), not both")
+        if self.input_norm not in ("dataset", "image"):
+            raise ValueError(f"input_norm must be 'dataset' (fixed mean / std) or 'image' (each image's own), "
+                             f"got {self.input_norm!r}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES)}")
         for name in ("fpn_channels", "box_head_dim", "roi_output_size", "height", "max_width", "epochs", "batch_size", "predict_batch_size",
@@ -173,17 +178,32 @@ def profile(name: str, **overrides: Any) -> FasterRCNNConfig:
 class FixedHeightTransform(GeneralizedRCNNTransform):
     """Resize to a fixed height, aspect ratio kept, width capped at ``max_width`` (thesis 2.5.1).
 
-    ``postprocess`` (inherited) maps boxes back to the original image size.
+    ``postprocess`` (inherited) maps boxes back to the original image size. A training target
+    with ``scale_height`` (augment.scale_crop) scales its image by ``height / scale_height``.
     """
 
-    def __init__(self, height: int, max_width: int, image_mean: list[float], image_std: list[float]):
+    def __init__(self, height: int, max_width: int, image_mean: list[float], image_std: list[float],
+                 per_image: bool = False):
         super().__init__(min_size=height, max_size=max_width, image_mean=image_mean, image_std=image_std)
         self.height = height
         self.max_width = max_width
+        self.per_image = per_image
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """``(x - mean) / std`` per channel with the fixed statistics, or with ``per_image``: each
+        image's own channel means and its overall std, ``(x - mean_c(x)) / std(x)``, so that a
+        dark (night) or low-contrast (rain) frame reaches the network like a bright one."""
+        if not self.per_image:
+            return super().normalize(image)
+        mean = image.mean(dim=(1, 2), keepdim=True)
+        return (image - mean) / image.std().clamp_min(1e-3)
 
     def resize(self, image: Tensor, target: dict[str, Tensor] | None = None):
         h, w = image.shape[-2:]
-        scale = self.height / h
+        ref = h  # a training crop kept at its frame's scale (augment.scale_crop) names the frame's height
+        if target is not None and "scale_height" in target:
+            ref = float(target.pop("scale_height"))
+        scale = self.height / ref
         if w * scale > self.max_width:
             scale = self.max_width / w
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -351,7 +371,7 @@ def build_faster_rcnn(*, num_classes: int, backbone: str = "resnet18_fpn", weigh
     mean, std = {"efficientnet_lite0_fpn": (effl.IMAGE_MEAN, effl.IMAGE_STD),
                  "resnet_tiny_fpn": (resnet_tiny.IMAGE_MEAN, resnet_tiny.IMAGE_STD)}.get(
         cfg.backbone, (t.image_mean, t.image_std))
-    model.transform = FixedHeightTransform(cfg.height, cfg.max_width, mean, std)
+    model.transform = FixedHeightTransform(cfg.height, cfg.max_width, mean, std, per_image=cfg.input_norm == "image")
     if weights is not None:
         load_torchvision_weights(model, weights)
     if cfg.channels_last:
@@ -386,7 +406,8 @@ def _to_tensor(image: np.ndarray) -> Tensor:
 
 
 def frame_to_sample(frame: dict, *, hflip: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-    """Frame dict -> (image tensor, torchvision target), optionally flipped horizontally."""
+    """Frame dict -> (image tensor, torchvision target), optionally flipped horizontally; a crop's
+    ``scale_height`` (augment.scale_crop) goes into the target for FixedHeightTransform."""
     img = _to_tensor(frame["image"])
     boxes = torch.as_tensor(np.asarray(frame["boxes"], np.float32).reshape(-1, 4))
     labels = torch.as_tensor(np.asarray(frame["labels"], np.int64).reshape(-1))
@@ -394,7 +415,10 @@ def frame_to_sample(frame: dict, *, hflip: bool = False) -> tuple[Tensor, dict[s
         img = img.flip(-1)
         w = img.shape[-1]
         boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
-    return img, {"boxes": boxes, "labels": labels}
+    target = {"boxes": boxes, "labels": labels}
+    if "scale_height" in frame:
+        target["scale_height"] = torch.tensor(float(frame["scale_height"]))
+    return img, target
 
 
 def _losses(model: nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]],
@@ -475,8 +499,8 @@ class FasterRCNNDetector:
         return FasterRCNNConfig.from_dict({**dataclasses.asdict(base), **(fields or {})})
 
     # ---- training
-    def _batches(self, frames: Sequence[dict], batch_size: int, hflip: float, factors: np.ndarray):
-        for chunk, flips in epoch_batches(frames, batch_size, factors, self._generator, self._rng, hflip):
+    def _batches(self, frames: Sequence[dict], batch_size: int, factors: np.ndarray):
+        for chunk, flips in epoch_batches(frames, batch_size, factors, self._generator, self._rng, self.config):
             samples = [frame_to_sample(f, hflip=flip) for f, flip in zip(chunk, flips)]
             yield [s[0] for s in samples], [s[1] for s in samples]
 
@@ -504,10 +528,10 @@ class FasterRCNNDetector:
         factors = repeat_factors(frames, cfg.repeat_threshold)
         history = fit(lambda batch: _losses(model, *batch, device),
                       [p for p in model.parameters() if p.requires_grad],
-                      lambda: self._batches(frames, batch_size, cfg.hflip, factors), epochs=epochs, iterations=iterations,
+                      lambda: self._batches(frames, batch_size, factors), epochs=epochs, iterations=iterations,
                       lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, milestones=milestones,
                       gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, optimizer=cfg.optimizer,
-                      progress=progress,
+                      progress=progress, ema_decay=cfg.ema_decay, module=model,
                       before_epoch=model.train, on_epoch_end=on_epoch_end)
         self.model.eval()
         return history
