@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidal.detection.augment import BRIGHTNESS, augment, photometric, scale_crop, zoom_crop
+from vidal.detection.augment import BRIGHTNESS, augment, hue_rotation, photometric, scale_crop, zoom_crop
 from vidal.detection.schedule import ScheduleConfig, epoch_batches
 
 
@@ -76,6 +76,17 @@ def test_photometric_keeps_boxes_and_reaches_night_darkness():
     assert min(means) < 0.45 and max(means) > 1.1               # synth night frames: ~0.35x as bright
     assert min(means) >= BRIGHTNESS[0] * 0.5
     assert f["image"][0, 0].tolist() == [128, 128, 128]         # the input is untouched
+
+
+def test_hue_rotation_turns_colours_about_the_grey_axis():
+    red, green, grey = np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0.3, 0.3, 0.3])
+    np.testing.assert_allclose(hue_rotation(2 * np.pi / 3) @ red, green, atol=1e-6)   # a third of a turn
+    for angle in np.linspace(-np.pi, np.pi, 9):
+        m = hue_rotation(angle)
+        np.testing.assert_allclose(m @ grey, grey, atol=1e-6)                         # grey stays grey
+        np.testing.assert_allclose(m @ m.T, np.eye(3), atol=1e-6)                     # a rotation
+        x = np.random.default_rng(0).uniform(0, 255, (50, 3)).astype(np.float32)
+        np.testing.assert_allclose((x @ m.T).mean(1), x.mean(1), rtol=1e-5)           # intensity kept
 
 
 def test_augment_off_draws_nothing():

@@ -8,8 +8,8 @@ Why: a detector trained from scratch on a 1 %-scale synth dataset (a few dozen o
 memorises its training frames (train mAP@0.5 0.88 vs test 0.21) and fails on lighting it has not
 seen with objects (night, rain: README, "Training on CPU"). Two cheap, label-preserving transforms:
 
-- :func:`photometric`: random brightness (down to night-like darkness), contrast, saturation and
-  per-channel gain (a colour cast);
+- :func:`photometric`: random hue rotation, brightness (down to night-like darkness), contrast,
+  saturation and per-channel gain (a colour cast);
 - :func:`zoom_crop`: a random crop with the frame's aspect ratio (the detector resizes it back to
   its fixed height, so objects are enlarged by up to ``max_zoom`` and seen in new positions);
 - :func:`scale_crop`: a random crop kept at the frame's scale (``scale_height``), to train a
@@ -28,6 +28,9 @@ BRIGHTNESS = (0.3, 1.3)
 CONTRAST = (0.6, 1.4)
 SATURATION = (0.4, 1.5)
 CHANNEL_GAIN = (0.85, 1.15)
+#: probability of a hue rotation within :func:`photometric`, by an angle uniform in [-pi, pi]: a
+#: detector trained on a few dozen tracks otherwise learns their clothing colours (README)
+HUE_P = 0.5
 #: a box cut by the crop is kept when at least this fraction of its area stays in the crop
 MIN_VISIBLE = 0.5
 
@@ -39,14 +42,27 @@ def _per_box_keys(frame: dict[str, Any]) -> list[str]:
             if k != "image" and isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n]
 
 
+def hue_rotation(angle: float) -> np.ndarray:
+    """The 3x3 matrix rotating RGB vectors by ``angle`` (radians) about the grey axis
+    ``k = (1, 1, 1) / sqrt 3`` (Rodrigues: ``cos a I + sin a [k]x + (1 - cos a) k k^T``): hue
+    turns, grey pixels and each pixel's channel mean stay. Apply as ``x @ M.T``; float32 [3, 3]."""
+    k = np.full(3, 1 / math.sqrt(3))
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    m = math.cos(angle) * np.eye(3) + math.sin(angle) * cross + (1 - math.cos(angle)) * np.outer(k, k)
+    return m.astype(np.float32)
+
+
 def photometric(frame: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """Random colour transform of ``frame["image"]``; boxes unchanged.
 
-    Per image: saturation ``s`` (blend with the grey image), contrast ``c`` (about the mean grey
-    level ``m``), brightness ``b`` (log-uniform in :data:`BRIGHTNESS`) and per-channel gains ``g``:
+    Per image: with probability :data:`HUE_P` a hue rotation (:func:`hue_rotation`), then
+    saturation ``s`` (blend with the grey image), contrast ``c`` (about the mean grey level ``m``),
+    brightness ``b`` (log-uniform in :data:`BRIGHTNESS`) and per-channel gains ``g``:
     ``out = clip(((grey + s (x - grey) - m) c + m) b g, 0, 255)``.
     """
     x = frame["image"].astype(np.float32)
+    if rng.random() < HUE_P:
+        x = x @ hue_rotation(rng.uniform(-math.pi, math.pi)).T
     s = rng.uniform(*SATURATION)
     c = rng.uniform(*CONTRAST)
     b = math.exp(rng.uniform(math.log(BRIGHTNESS[0]), math.log(BRIGHTNESS[1])))
