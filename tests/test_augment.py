@@ -1,4 +1,4 @@
-"""Training augmentation (vidal/detection/augment.py): boxes follow the pixels through the zoom
+"""Training augmentation (vidal/detection/augment.py): boxes follow the pixels through the
 crop, per-box arrays stay aligned, the colour transform keeps boxes and covers night-like
 darkness, and switching augmentation off changes nothing (same random draws as before)."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidal.detection.augment import BRIGHTNESS, augment, hue_rotation, photometric, scale_crop, zoom_crop
+from vidal.detection.augment import BRIGHTNESS, augment, hue_rotation, photometric, scale_crop
 from vidal.detection.schedule import ScheduleConfig, epoch_batches
 
 
@@ -32,14 +32,14 @@ def _frame(H=120, W=160, seed=0):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_zoom_crop_boxes_follow_their_pixels(seed):
+def test_scale_crop_boxes_follow_their_pixels(seed):
     f = _frame(seed=seed)
     before = {k: v.copy() for k, v in f.items() if isinstance(v, np.ndarray)}
-    out = zoom_crop(f, np.random.default_rng(seed), max_zoom=2.0)
+    side = 0.5 + 0.025 * seed
+    out = scale_crop(f, np.random.default_rng(seed), side=side)
     H, W = out["image"].shape[:2]
-    assert (out["height"], out["width"]) == (H, W)
-    assert abs(W / H - 160 / 120) < 0.02                      # the frame's aspect ratio
-    assert 60 <= H <= 120
+    assert (out["height"], out["width"]) == (H, W) == (round(120 * side), round(160 * side))
+    assert out["scale_height"] == 120
     for k, v in before.items():                               # the input is untouched
         assert np.array_equal(f[k], v)
     n = len(out["boxes"])
@@ -53,14 +53,14 @@ def test_zoom_crop_boxes_follow_their_pixels(seed):
         assert (patch == colour).all()                        # the clipped box holds exactly its object
 
 
-def test_zoom_crop_drops_boxes_mostly_outside():
+def test_scale_crop_drops_boxes_mostly_outside():
     f = _frame()
     f["boxes"] = np.array([[0, 0, 40, 40], [150, 110, 160, 120]], np.float32)  # corners of a 160x120 frame
     f["labels"], f["track_ids"], f["visible_fraction"] = (a[:2] for a in (f["labels"], f["track_ids"],
                                                                           f["visible_fraction"]))
-    kept = [len(zoom_crop(f, np.random.default_rng(s), max_zoom=3.0)["boxes"]) for s in range(50)]
+    kept = [len(scale_crop(f, np.random.default_rng(s), side=1 / 3)["boxes"]) for s in range(50)]
     assert min(kept) == 0 and max(kept) >= 1       # a crop away from both corners keeps neither
-    out = zoom_crop(f, np.random.default_rng(0), max_zoom=1.0)      # zoom 1: the whole frame
+    out = scale_crop(f, np.random.default_rng(0), side=1.0)       # side 1: the whole frame
     assert np.array_equal(out["boxes"], f["boxes"]) and out["image"].shape == f["image"].shape
 
 
@@ -107,12 +107,12 @@ def test_epoch_batches_augment_every_frame_and_keep_flips_reproducible():
 
     plain = batches(ScheduleConfig(hflip=0.5))
     assert all(any(x is f for f in frames) for chunk, _ in plain for x in chunk)   # off: the frames themselves
-    aug = batches(ScheduleConfig(hflip=0.5, photometric=1.0, zoom=1.5))
+    aug = batches(ScheduleConfig(hflip=0.5, photometric=1.0, crop=0.7))
     assert [len(c) for c, _ in aug] == [4, 2]
     assert not any(x is f for c, _ in aug for x in c for f in frames)
     assert all(x["image"].shape[0] <= 120 for c, _ in aug for x in c)
     assert any(x["image"].shape[0] < 120 for c, _ in aug for x in c)
-    again = batches(ScheduleConfig(hflip=0.5, photometric=1.0, zoom=1.5))
+    again = batches(ScheduleConfig(hflip=0.5, photometric=1.0, crop=0.7))
     assert all(np.array_equal(a["image"], b["image"]) for (ca, _), (cb, _) in zip(aug, again) for a, b in zip(ca, cb))
     assert [fl for _, fl in aug] == [fl for _, fl in again]
 

@@ -25,8 +25,7 @@ from vidal.config import ConfigError, check_keys, section
 
 DATASET_KEYS = ("train", "test", "val", "generate")
 SCHEDULE_KEYS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "milestones", "gamma", "warmup_iters",
-                 "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "zoom", "crop",
-                 "seed")
+                 "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "crop", "seed")
 EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco")
 EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False}
 

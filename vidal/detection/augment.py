@@ -5,13 +5,11 @@ A training frame is the dict ``VideoDataset.__getitem__`` returns: ``image`` uin
 (``track_ids``, ``occlusion`` ...). The functions here return a new dict and never modify the input.
 
 Why: a detector trained from scratch on a 1 %-scale synth dataset (a few dozen object tracks)
-memorises its training frames (train mAP@0.5 0.88 vs test 0.21) and fails on lighting it has not
+memorises its training frames (thesis-protocol mAP@0.5 0.88 on training frames, 0.21 on test) and fails on lighting it has not
 seen with objects (night, rain: README, "Training on CPU"). Two cheap, label-preserving transforms:
 
 - :func:`photometric`: random hue rotation, brightness (down to night-like darkness), contrast,
   saturation and per-channel gain (a colour cast);
-- :func:`zoom_crop`: a random crop with the frame's aspect ratio (the detector resizes it back to
-  its fixed height, so objects are enlarged by up to ``max_zoom`` and seen in new positions);
 - :func:`scale_crop`: a random crop kept at the frame's scale (``scale_height``), to train a
   high-resolution detector at the cost of a low-resolution one.
 """
@@ -100,15 +98,6 @@ def _random_window(H: int, W: int, side: float, rng: np.random.Generator) -> tup
     return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
 
 
-def zoom_crop(frame: dict[str, Any], rng: np.random.Generator, max_zoom: float,
-              min_visible: float = MIN_VISIBLE) -> dict[str, Any]:
-    """A random crop of ``frame`` with its aspect ratio, side ``1/z`` of the frame's for ``z``
-    uniform in ``[1, max_zoom]``; the detector resizes it to its fixed height, so it is seen
-    ``z`` times enlarged. Boxes as :func:`_crop`."""
-    H, W = frame["image"].shape[:2]
-    return _crop(frame, *_random_window(H, W, 1.0 / rng.uniform(1.0, max_zoom), rng), min_visible)
-
-
 def scale_crop(frame: dict[str, Any], rng: np.random.Generator, side: float,
                min_visible: float = MIN_VISIBLE) -> dict[str, Any]:
     """A random crop of ``frame``, ``side`` times its size, **kept at the frame's scale**: the crop
@@ -125,12 +114,9 @@ def scale_crop(frame: dict[str, Any], rng: np.random.Generator, side: float,
 
 
 def augment(frame: dict[str, Any], rng: np.random.Generator, *, photometric_p: float = 0.0,
-            max_zoom: float = 1.0, crop: float = 1.0) -> dict[str, Any]:
-    """``frame`` after :func:`zoom_crop` (when ``max_zoom > 1``), :func:`scale_crop` (when
-    ``crop < 1``) and, with probability ``photometric_p``, :func:`photometric`. Draws nothing from
-    ``rng`` when all are off."""
-    if max_zoom > 1.0:
-        frame = zoom_crop(frame, rng, max_zoom)
+            crop: float = 1.0) -> dict[str, Any]:
+    """``frame`` after :func:`scale_crop` (when ``crop < 1``) and, with probability
+    ``photometric_p``, :func:`photometric`. Draws nothing from ``rng`` when both are off."""
     if crop < 1.0:
         frame = scale_crop(frame, rng, crop)
     if photometric_p > 0.0 and rng.random() < photometric_p:

@@ -45,8 +45,6 @@ def check_schedule_fields(cfg: Any) -> None:
     if not 0.1 <= cfg.crop <= 1.0:
         raise ValueError(f"crop is the side of a random crop kept at the frame's scale, as a fraction of the "
                          f"frame's, in [0.1, 1] (1 = off), got {cfg.crop}")
-    if not 1.0 <= cfg.zoom <= 4.0:
-        raise ValueError(f"zoom is the largest zoom-in of a random crop, in [1, 4] (1 = off), got {cfg.zoom}")
 
 
 @dataclass
@@ -68,7 +66,6 @@ class ScheduleConfig:
     repeat_threshold: float = 0.0         # class-balanced repeat-factor sampling (LVIS); 0 = off
     ema_decay: float = 0.0                # weight averaging (schedule.WeightAverage); 0 = off
     photometric: float = 0.0              # probability of a random colour transform (augment.py)
-    zoom: float = 1.0                     # largest zoom-in of a random same-aspect crop; 1 = off
     crop: float = 1.0                     # side of a random crop kept at the frame's scale; 1 = off
     seed: int = 0
 
@@ -258,12 +255,12 @@ def epoch_batches(frames: Sequence[dict], batch_size: int, factors: np.ndarray, 
                   rng: np.random.Generator, schedule: ScheduleConfig):
     """One epoch of ``(frames, flips)`` batches: :func:`epoch_order` cut into ``batch_size`` chunks,
     each frame augmented (:func:`vidal.detection.augment.augment` with the schedule's
-    ``photometric``, ``zoom`` and ``crop``) and flipped horizontally with probability ``schedule.hflip``
+    ``photometric`` and ``crop``) and flipped horizontally with probability ``schedule.hflip``
     (``rng`` draws per frame, in order). Backends turn the chunk into their own tensors."""
     from vidal.detection.augment import augment
 
     order = epoch_order(factors, generator)
     for s in range(0, len(order), batch_size):
-        chunk = [augment(frames[i], rng, photometric_p=schedule.photometric, max_zoom=schedule.zoom, crop=schedule.crop)
+        chunk = [augment(frames[i], rng, photometric_p=schedule.photometric, crop=schedule.crop)
                  for i in order[s:s + batch_size]]
         yield chunk, [bool(rng.random() < schedule.hflip) for _ in chunk]
