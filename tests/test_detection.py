@@ -220,6 +220,12 @@ def test_save_load_round_trip_identical_predictions(tmp_path, mobilenet_det):
     fresh = FasterRCNNDetector(class_names=CLASSES, config=tiny_config())
     fresh.load_weights(path)
     np.testing.assert_array_equal(fresh.predict(images[:1])[0].probs, det.predict(images[:1])[0].probs)
+    # a checkpoint whose saved config this version cannot rebuild: one line naming the file
+    ckpt["config"]["retired_field"] = 1.0
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old\.pt: its saved config does not fit this vidal version: "
+                                         r"unknown FasterRCNNConfig keys \['retired_field'\]"):
+        load_detector(tmp_path / "old.pt")
 
 
 def test_wrong_class_count_or_backbone_is_one_clear_line(tmp_path):

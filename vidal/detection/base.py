@@ -155,6 +155,16 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> None:
     tmp.replace(path)
 
 
+def checkpoint_config(config_cls: type, ckpt: dict, path: str | Path, **fields: Any):
+    """``config_cls.from_dict`` of a checkpoint's saved config with ``fields`` replaced; a config
+    this version cannot rebuild (a field it does not know, a bad value) is a one-line
+    ``ValueError`` that names the checkpoint file."""
+    try:
+        return config_cls.from_dict({**ckpt["config"], **fields})
+    except ValueError as e:
+        raise ValueError(f"{path}: its saved config does not fit this vidal version: {e}") from None
+
+
 def read_backend_checkpoint(path: str | Path, backend: str) -> dict:
     """:func:`read_checkpoint`, and a one-line ``ValueError`` if it belongs to another backend."""
     ckpt = read_checkpoint(path)

@@ -43,6 +43,7 @@ import numpy as np
 from vidal.detection.base import (
     Predictions,
     StrictConfig,
+    checkpoint_config,
     make_checkpoint,
     read_backend_checkpoint,
     save_checkpoint,
@@ -467,7 +468,7 @@ class MMDetDetector:
         if num_classes is not None and num_classes != ckpt["num_classes"]:
             raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; expected {num_classes}")
         overrides.pop("backbone", None)
-        cfg = MMDetConfig.from_dict({**ckpt["config"], "weights": None, **overrides})
+        cfg = checkpoint_config(MMDetConfig, ckpt, path, weights=None, **overrides)
         det = cls(class_names=ckpt["class_names"], config=cfg, model_cfg=ckpt["mmdet_model"])
         det._load_state(path, ckpt)
         det.model.eval()

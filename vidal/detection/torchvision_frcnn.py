@@ -59,6 +59,7 @@ from vidal.detection.base import (
     CHECKPOINT_FORMAT,
     Predictions,
     StrictConfig,
+    checkpoint_config,
     make_checkpoint,
     read_backend_checkpoint,
     save_checkpoint,
@@ -575,7 +576,7 @@ class FasterRCNNDetector:
         if config is not None and backbone is None:
             backbone = config.backbone
         cls._check(path, ckpt, backbone, num_classes)
-        cfg = config or FasterRCNNConfig.from_dict({**ckpt["config"], "weights": None})
+        cfg = config or checkpoint_config(FasterRCNNConfig, ckpt, path, weights=None)
         # the module layout (BatchNorm kind) is the checkpoint's, whatever the caller's config says
         cfg = cfg.replace(**{"weights": None, "norm": ckpt["config"].get("norm", "auto"), **overrides})
         det = cls(class_names=ckpt["class_names"], config=cfg)
