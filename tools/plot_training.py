@@ -53,12 +53,16 @@ def main(work_dirs, out, labels, target, budget_minutes, metric):
             raise ValueError(f"{len(names)} labels for {len(work_dirs)} work dirs")
         metrics = ["voc", "thesis"] if metric == "both" else [metric]
         curves = {m: [read_curve(Path(w), METRICS[m][0]) for w in work_dirs] for m in metrics}
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2 + 0.2 * len(names)), dpi=120)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    style = {"voc": "-", "thesis": "--"}
     for m in metrics:
         for k, ((x, y), name) in enumerate(zip(curves[m], names)):
-            ax.plot(x, y, marker="o", ms=4, color=colors[k % len(colors)], ls="-" if m == "voc" else "--",
-                    label=f"{name}: {METRICS[m][1]}")
+            # one legend entry per run (its colour); the line style says the metric
+            ax.plot(x, y, marker="o", ms=4, color=colors[k % len(colors)], ls=style[m],
+                    label=name if m == metrics[0] else None)
+    for m in metrics:
+        ax.plot([], [], color="black", ls=style[m], label=METRICS[m][1])
     if target is not None:
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target}")
     if budget_minutes is not None:
@@ -69,7 +73,7 @@ def main(work_dirs, out, labels, target, budget_minutes, metric):
     ax.set_ylabel("test mAP@0.5")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
