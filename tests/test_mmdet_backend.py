@@ -118,6 +118,22 @@ def test_tiny_mmdet_trains_and_predicts_probability_rows(tiny):
 
 
 @needs_mmdet
+def test_mmdet_trains_on_scale_kept_crops_with_colour_augmentation_and_weight_average(tiny):
+    from vidal.detection.augment import scale_crop
+
+    torch.manual_seed(0)
+    det = _tiny_detector(tiny, batch_size=4, lr=0.01, crop=0.6, photometric=1.0, ema_decay=0.9)
+    history = det.train(_frames(tiny, n=8), epochs=2)
+    assert len(history) == 4 and all(np.isfinite(h["loss"]) for h in history)
+    f = _frames(tiny, n=1)[0]
+    crop = scale_crop(f, np.random.default_rng(0), side=0.5)
+    sample = det._batch([crop["image"]], frames=[crop], flips=[False], training=True)["data_samples"][0]
+    scale = det.config.height / f["image"].shape[0]          # the whole frame's scale, not the crop's
+    assert sample.metainfo["img_shape"][0] == round(crop["image"].shape[0] * scale)
+    np.testing.assert_allclose(sample.gt_instances.bboxes.cpu().numpy(), crop["boxes"] * scale, rtol=0.02, atol=0.5)
+
+
+@needs_mmdet
 def test_probability_rows_come_from_mmdet_nms_candidates(tiny):
     """Every kept detection's row is the softmax of one proposal: its score is that row's entry
     for its label, and detections of one proposal share the row."""
