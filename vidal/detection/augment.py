@@ -5,8 +5,9 @@ A training frame is the dict ``VideoDataset.__getitem__`` returns: ``image`` uin
 (``track_ids``, ``occlusion`` ...). The functions here return a new dict and never modify the input.
 
 Why: a detector trained from scratch on a 1 %-scale synth dataset (a few dozen object tracks)
-memorises its training frames (thesis-protocol mAP@0.5 0.88 on training frames, 0.21 on test) and fails on lighting it has not
-seen with objects (night, rain: README, "Training on CPU"). Two cheap, label-preserving transforms:
+memorises its training frames (thesis-protocol mAP@0.5 0.88 on training frames, 0.21 on test)
+and fails on lighting it has not seen with objects (night, rain: README, "Training on CPU").
+Two cheap, label-preserving transforms:
 
 - :func:`photometric`: random hue rotation, brightness (down to night-like darkness), contrast,
   saturation and per-channel gain (a colour cast);

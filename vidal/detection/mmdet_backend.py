@@ -290,8 +290,9 @@ def to_mmdet_sample(image: np.ndarray, cfg: MMDetConfig, *, boxes=None, labels=N
                     scale_height: int | None = None):
     """(uint8 BGR tensor ``[3, h, w]``, ``DetDataSample``): what mmdet's data preprocessor expects.
 
-    The image is resized to ``cfg.height`` (or by ``cfg.height / scale_height``); ``img_shape`` / ``ori_shape`` / ``scale_factor`` let
-    mmdet map predictions back to input pixels. ``labels`` are vidal ids ``1..C`` (mmdet: ``0..C-1``).
+    The image is resized to ``cfg.height`` (a crop with ``scale_height``: scaled by
+    ``cfg.height / scale_height``); ``img_shape`` / ``ori_shape`` / ``scale_factor`` let mmdet map
+    predictions back to input pixels. ``labels`` are vidal ids ``1..C`` (mmdet: ``0..C-1``).
     """
     import torch
     from mmdet.structures import DetDataSample
