@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidal.detection.augment import augment
+
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -257,8 +259,6 @@ def epoch_batches(frames: Sequence[dict], batch_size: int, factors: np.ndarray, 
     each frame augmented (:func:`vidal.detection.augment.augment` with the schedule's
     ``photometric`` and ``crop``) and flipped horizontally with probability ``schedule.hflip``
     (``rng`` draws per frame, in order). Backends turn the chunk into their own tensors."""
-    from vidal.detection.augment import augment
-
     order = epoch_order(factors, generator)
     for s in range(0, len(order), batch_size):
         chunk = [augment(frames[i], rng, photometric_p=schedule.photometric, crop=schedule.crop)
