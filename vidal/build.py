@@ -26,8 +26,10 @@ from vidal.config import ConfigError, check_keys, section
 DATASET_KEYS = ("train", "test", "val", "generate")
 SCHEDULE_KEYS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "milestones", "gamma", "warmup_iters",
                  "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "crop", "seed")
-EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco")
-EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False}
+EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco", "matching")
+#: ``matching``: how a detection is matched to a ground truth box (vidal.evaluation): "voc" (the
+#: thesis's TF Object Detection API, the VOC devkit) or "coco" (pycocotools)
+EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False, "matching": "voc"}
 
 
 def _where(cfg: dict) -> str:
@@ -110,4 +112,10 @@ def build_detector(cfg: dict, class_names, **overrides: Any):
 def evaluation_options(cfg: dict) -> dict[str, Any]:
     ev = section(cfg, "evaluation", required=False)
     check_keys(ev, EVALUATION_KEYS, f"{_where(cfg)}: evaluation")
-    return {**EVALUATION_DEFAULTS, **ev}
+    ev = {**EVALUATION_DEFAULTS, **ev}
+    from vidal.evaluation import MATCHING_RULES
+
+    if ev["matching"] not in MATCHING_RULES:
+        raise ConfigError(f"{_where(cfg)}: evaluation.matching must be one of {', '.join(MATCHING_RULES)}, "
+                          f"got {ev['matching']!r}")
+    return ev

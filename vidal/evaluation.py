@@ -18,12 +18,24 @@ al. 2010/2015, and thesis 2.5.1 "Evaluation"):
   torchvision), computed in float64.
 - Matching, per class, greedily over the detections of **all frames** in descending score order.
   Ties in score are broken stably by frame order, then by the order of detections inside the
-  frame (``np.argsort(-scores, kind="mergesort")`` on the concatenation). A detection is a true
-  positive when some still unmatched ground truth box of its class in its frame has
-  ``IoU >= iou_threshold``; it takes the one with the highest IoU (the first one on an exact IoU
-  tie). Otherwise -- no overlap, or only already matched boxes overlap (a duplicate) -- it is a
-  false positive. A detection of the wrong class is a false positive of its own class.
-  (The thesis writes ``IoU > 0.5``; VOC and COCO use ``>=``; on real-valued boxes these agree.)
+  frame (``np.argsort(-scores, kind="mergesort")`` on the concatenation). Two rules
+  (``matching=``), which differ only in crowded scenes:
+
+  - ``"voc"`` (PASCAL VOC devkit ``VOCevaldet``, the TensorFlow Object Detection API that the
+    thesis evaluated with, mmdet's ``eval_map``): a detection looks at the ground truth box of its
+    class in its frame with the **highest IoU among all of them** (the first one on an exact IoU
+    tie). If that IoU is ``>= iou_threshold`` and the box is still unmatched, the detection is a
+    true positive and takes it; if the box is already taken, the detection is a false positive
+    (a duplicate) **even when another unmatched box overlaps it enough**; below the threshold it
+    is a false positive.
+  - ``"coco"`` (pycocotools' ``COCOeval.evaluateImg``): a detection takes the **unmatched** box
+    with the highest IoU ``>= iou_threshold``; it is a false positive only when no unmatched box
+    overlaps it enough.
+
+  ``"voc"`` is the default of the VOC / thesis protocols (``interpolation="voc"``),
+  ``"coco"`` of the 101-point variant, which then equals pycocotools. A detection of the wrong
+  class is a false positive of its own class. (The thesis writes ``IoU > 0.5``; the VOC devkit,
+  TF and COCO use ``>=``; on real-valued boxes these agree.)
 - ``precision = TP / (TP + FP)``, ``recall = TP / n_gt`` along that ranked list.
 - ``interpolation="voc"`` (default): VOC all-point AP, the area under the monotone precision
   envelope ``p_interp(r) = max_{r' >= r} p(r')``, summed at every recall change:
@@ -62,6 +74,9 @@ __all__ = [
     "average_precision",
     "average_precision_voc",
     "match_detections",
+    "match_frame",
+    "check_inputs",
+    "MATCHING_RULES",
     "evaluate_detections",
     "evaluate_thesis",
     "filter_predictions",
@@ -71,6 +86,9 @@ __all__ = [
 ]
 
 INTERPOLATIONS = ("voc", "coco101")
+MATCHING_RULES = ("voc", "coco")
+#: The matching rule each interpolation uses unless told otherwise (module docstring).
+DEFAULT_MATCHING = {"voc": "voc", "coco101": "coco"}
 # pycocotools' recall thresholds, built exactly as in COCOeval's Params so that comparisons of
 # recall against them round identically.
 _COCO_REC_THRS = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
@@ -108,7 +126,10 @@ def _frame_arrays(entry: Any, *, with_scores: bool, num_classes: int, where: str
     return boxes, labels, scores
 
 
-def _check_inputs(gts: Sequence, preds: Sequence, num_classes: int, class_names):
+def check_inputs(gts: Sequence, preds: Sequence, num_classes: int, class_names=None):
+    """Validate per-frame inputs; returns ``(gt, dt, names)``: ``gt[i] = (boxes [M,4], labels [M])``,
+    ``dt[i] = (boxes [N,4], labels [N], scores [N])`` as float64 / int64 arrays, and the class names.
+    Raises ``ValueError`` naming the frame and the field."""
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if len(gts) != len(preds):
@@ -172,12 +193,68 @@ def filter_predictions(preds: Sequence, *, score_threshold: float | None = None,
 
 
 # ----------------------------------------------------------------------------- matching and AP
-def match_detections(gt, dt, cls: int, iou_threshold: float = 0.5):
-    """Greedy VOC matching of one class over all frames (definition in the module docstring).
+def check_matching(matching: str) -> str:
+    if matching not in MATCHING_RULES:
+        raise ValueError(f"matching must be one of {', '.join(MATCHING_RULES)}, got {matching!r}")
+    return matching
 
-    ``gt``/``dt`` are the per-frame arrays of :func:`_check_inputs`. Returns
+
+def _take(iou_row: np.ndarray, matched: np.ndarray, iou_threshold: float, matching: str) -> int:
+    """Index of the ground truth box a detection takes (and marks), or -1 when it is a false positive.
+
+    ``iou_row`` float64 ``[M]``: the detection's IoU with the frame's boxes of its class;
+    ``matched`` bool ``[M]`` (updated in place). Rules in the module docstring.
+    """
+    if not len(iou_row):
+        return -1
+    if matching == "coco":
+        iou_row = np.where(matched, -1.0, iou_row)
+    best = int(np.argmax(iou_row))  # first index on exact ties
+    if iou_row[best] < iou_threshold or matched[best]:
+        return -1
+    matched[best] = True
+    return best
+
+
+def match_frame(gt_boxes, gt_labels, dt_boxes, dt_labels, dt_scores, *, iou_threshold: float = 0.5,
+                matching: str = "voc") -> tuple[np.ndarray, np.ndarray]:
+    """Match the detections of **one frame** to its ground truth, class by class.
+
+    Inputs: ``gt_boxes [M,4]``, ``gt_labels [M]``, ``dt_boxes [N,4]``, ``dt_labels [N]``,
+    ``dt_scores [N]``. Detections are visited in descending score order (stable), each taking a box
+    of its own class by ``matching`` (module docstring). Returns ``(gt_of_det int64 [N]`` -- the
+    index of the ground truth box detection ``n`` took, -1 for a false positive --,
+    ``gt_matched bool [M])``; #FP = ``(gt_of_det < 0).sum()``, #FN = ``(~gt_matched).sum()``.
+    """
+    check_matching(matching)
+    gb = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    gl = np.asarray(gt_labels).reshape(-1)
+    db = np.asarray(dt_boxes, np.float64).reshape(-1, 4)
+    dl = np.asarray(dt_labels).reshape(-1)
+    ds = np.asarray(dt_scores, np.float64).reshape(-1)
+    gt_of_det = np.full(len(db), -1, np.int64)
+    gt_matched = np.zeros(len(gb), bool)
+    for cls in np.unique(dl):
+        g_idx = np.flatnonzero(gl == cls)
+        d_idx = np.flatnonzero(dl == cls)
+        d_idx = d_idx[np.argsort(-ds[d_idx], kind="mergesort")]
+        iou = box_iou(db[d_idx], gb[g_idx])
+        matched = np.zeros(len(g_idx), bool)
+        for row, n in enumerate(d_idx):
+            j = _take(iou[row], matched, iou_threshold, matching)
+            if j >= 0:
+                gt_of_det[n] = g_idx[j]
+        gt_matched[g_idx] = matched
+    return gt_of_det, gt_matched
+
+
+def match_detections(gt, dt, cls: int, iou_threshold: float = 0.5, matching: str = "voc"):
+    """Greedy matching of one class over all frames (definitions in the module docstring).
+
+    ``gt``/``dt`` are the per-frame arrays of :func:`check_inputs`. Returns
     ``(scores [D], is_tp bool [D], n_gt)``, detections in ranked (descending score) order.
     """
+    check_matching(matching)
     frame_ids, det_ids, scores, ious = [], [], [], []
     gt_boxes = []
     for f, ((gb, gl), (db, dl, ds)) in enumerate(zip(gt, dt)):
@@ -197,13 +274,7 @@ def match_detections(gt, dt, cls: int, iou_threshold: float = 0.5):
     is_tp = np.zeros(len(order), bool)
     for rank, k in enumerate(order):
         f = frame_ids[k]
-        if not len(matched[f]):
-            continue
-        row = np.where(matched[f], -1.0, ious[f][det_ids[k]])
-        best = int(np.argmax(row))  # first index on exact ties
-        if row[best] >= iou_threshold:
-            matched[f][best] = True
-            is_tp[rank] = True
+        is_tp[rank] = _take(ious[f][det_ids[k]], matched[f], iou_threshold, matching) >= 0
     return scores[order], is_tp, n_gt
 
 
@@ -254,8 +325,11 @@ def average_precision_voc(recall: np.ndarray, precision: np.ndarray) -> float:
 def evaluate_detections(gts: Sequence, preds: Sequence, num_classes: int, *,
                         iou_threshold: float = 0.5, score_threshold: float | None = None,
                         nms_iou: float | None = None, class_names: Sequence[str] | None = None,
-                        interpolation: str = "voc") -> dict[str, Any]:
+                        interpolation: str = "voc", matching: str | None = None) -> dict[str, Any]:
     """AP per class and mAP at ``iou_threshold`` (definitions in the module docstring).
+
+    ``matching``: ``"voc"`` or ``"coco"``; None takes the rule of the interpolation (``"voc"`` for
+    ``"voc"``, ``"coco"`` for ``"coco101"``).
 
     ``nms_iou`` / ``score_threshold`` first post-process the predictions as
     :func:`filter_predictions` (NMS, then threshold); ``None`` leaves them as given.
@@ -264,20 +338,21 @@ def evaluate_detections(gts: Sequence, preds: Sequence, num_classes: int, *,
         ``mAP``: float, mean AP over classes with ground truth (NaN if there are none);
         ``AP``: ``{class name: AP}`` (NaN for classes without ground truth);
         ``per_class``: list of ``{class_id, name, ap, num_gt, num_det, tp, fp}``;
-        ``num_frames``, ``num_classes_with_gt``, ``iou_threshold``, ``interpolation``,
+        ``num_frames``, ``num_classes_with_gt``, ``iou_threshold``, ``interpolation``, ``matching``,
         ``score_threshold``, ``nms_iou``.
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    matching = check_matching(DEFAULT_MATCHING[interpolation] if matching is None else matching)
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    _check_inputs(gts, preds, num_classes, class_names)  # validate the raw input first
+    check_inputs(gts, preds, num_classes, class_names)  # validate the raw input first
     if score_threshold is not None or nms_iou is not None:
         preds = filter_predictions(preds, score_threshold=score_threshold, nms_iou=nms_iou)
-    gt, dt, names = _check_inputs(gts, preds, num_classes, class_names)
+    gt, dt, names = check_inputs(gts, preds, num_classes, class_names)
     per_class = []
     for cls in range(1, num_classes + 1):
-        _, is_tp, n_gt = match_detections(gt, dt, cls, iou_threshold)
+        _, is_tp, n_gt = match_detections(gt, dt, cls, iou_threshold, matching)
         ap = math.nan
         if n_gt > 0:
             ap = average_precision(*_pr_curve(is_tp, n_gt, interpolation), interpolation)
@@ -293,6 +368,7 @@ def evaluate_detections(gts: Sequence, preds: Sequence, num_classes: int, *,
         "num_classes_with_gt": len(valid),
         "iou_threshold": float(iou_threshold),
         "interpolation": interpolation,
+        "matching": matching,
         "score_threshold": score_threshold,
         "nms_iou": nms_iou,
     }
@@ -300,14 +376,16 @@ def evaluate_detections(gts: Sequence, preds: Sequence, num_classes: int, *,
 
 def evaluate_thesis(gts: Sequence, preds: Sequence, num_classes: int, *,
                     class_names: Sequence[str] | None = None, nms_iou: float = 0.5,
-                    score_threshold: float = 0.5, iou_threshold: float = 0.5) -> dict[str, Any]:
-    """Thesis 2.5.1 protocol: per-class NMS (IoU ``nms_iou``), drop scores ``< 0.5``, VOC AP@0.5.
+                    score_threshold: float = 0.5, iou_threshold: float = 0.5,
+                    matching: str = "voc") -> dict[str, Any]:
+    """Thesis 2.5.1 protocol: per-class NMS (IoU ``nms_iou``), drop scores ``< 0.5``, VOC AP@0.5
+    with VOC matching (the TF Object Detection API's rule; ``matching="coco"`` for comparison).
 
     Same return value as :func:`evaluate_detections`.
     """
     return evaluate_detections(gts, preds, num_classes, iou_threshold=iou_threshold,
                                score_threshold=score_threshold, nms_iou=nms_iou,
-                               class_names=class_names, interpolation="voc")
+                               class_names=class_names, interpolation="voc", matching=matching)
 
 
 # ----------------------------------------------------------------------------- pycocotools
@@ -322,7 +400,7 @@ def build_coco(gts: Sequence, preds: Sequence, num_classes: int,
     """
     from pycocotools.coco import COCO
 
-    gt, dt, names = _check_inputs(gts, preds, num_classes, class_names)
+    gt, dt, names = check_inputs(gts, preds, num_classes, class_names)
     images = [{"id": i + 1} for i in range(len(gt))]
     categories = [{"id": c, "name": names[c - 1]} for c in range(1, num_classes + 1)]
 
@@ -363,7 +441,7 @@ def coco_metrics(gts: Sequence, preds: Sequence, num_classes: int, *,
     """
     from pycocotools.cocoeval import COCOeval
 
-    _check_inputs(gts, preds, num_classes, class_names)  # validate the raw input first
+    check_inputs(gts, preds, num_classes, class_names)  # validate the raw input first
     if score_threshold is not None or nms_iou is not None:
         preds = filter_predictions(preds, score_threshold=score_threshold, nms_iou=nms_iou)
     names = list(class_names) if class_names is not None else [str(c) for c in range(1, num_classes + 1)]

@@ -72,7 +72,8 @@ def predict_frames(detector, dataset, indices: Sequence[int] | None = None, *, b
 
 
 def evaluate_frames(dataset, predictions: Sequence[Predictions], indices: Sequence[int] | None = None, *,
-                    score_threshold: float = 0.5, nms_iou: float = 0.5, coco: bool = False) -> dict[str, Any]:
+                    score_threshold: float = 0.5, nms_iou: float = 0.5, coco: bool = False,
+                    matching: str = "voc") -> dict[str, Any]:
     """Metrics of ``predictions`` (aligned with ``indices``) against the dataset's ground truth.
 
     Returns ``mAP50`` (thesis 2.5.1: per-class NMS at ``nms_iou``, scores < ``score_threshold``
@@ -82,8 +83,9 @@ def evaluate_frames(dataset, predictions: Sequence[Predictions], indices: Sequen
     indices = range(len(dataset)) if indices is None else [int(i) for i in indices]
     gts = [dataset.ground_truth(i) for i in indices]
     C, names = dataset.num_classes, list(dataset.classes)
-    thesis = evaluate_thesis(gts, predictions, C, class_names=names, nms_iou=nms_iou, score_threshold=score_threshold)
-    full = evaluate_detections(gts, predictions, C, class_names=names, nms_iou=nms_iou)
+    thesis = evaluate_thesis(gts, predictions, C, class_names=names, nms_iou=nms_iou, score_threshold=score_threshold,
+                             matching=matching)
+    full = evaluate_detections(gts, predictions, C, class_names=names, nms_iou=nms_iou, matching=matching)
     out = {"mAP50": thesis["mAP"], "AP50": thesis["AP"], "mAP50_all_scores": full["mAP"],
            "AP50_all_scores": full["AP"], "num_frames": len(gts)}
     if coco:

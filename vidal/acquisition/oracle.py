@@ -1,7 +1,8 @@
 """Oracle acquisitions (thesis 2.3.1): real errors per frame from the ground truth.
 
-A detection is correct when it overlaps a ground-truth box of its class with IoU >= 0.5 that no
-higher-scoring detection of the frame took already (VOC matching, :func:`vidal.evaluation.match_detections`);
+A detection is correct when it is matched to a ground-truth box of its class with IoU >= 0.5 by
+the evaluation's matching rule (``evaluation.matching``, default ``"voc"``: the box of highest IoU,
+a duplicate when a higher-scoring detection took it; :func:`vidal.evaluation.match_detections`);
 every other detection is a false positive (including duplicates), and every ground-truth box left
 unmatched is a false negative. Detections are first post-processed as in the evaluation (thesis
 2.5.1): per-class NMS at ``nms_iou``, then scores below ``score_threshold`` dropped. Unset values
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from vidal.acquisition.base import AcquisitionContext
-from vidal.evaluation import _check_inputs, filter_predictions, match_detections
+from vidal.evaluation import check_inputs, check_matching, filter_predictions, match_detections
 from vidal.registry import ACQUISITIONS
 
 THESIS_SCORE_THRESHOLD = 0.5
@@ -28,13 +29,14 @@ THESIS_NMS_IOU = 0.5
 
 
 def frame_errors(gt, pred, num_classes: int, *, score_threshold: float | None = THESIS_SCORE_THRESHOLD,
-                 nms_iou: float | None = THESIS_NMS_IOU, iou_threshold: float = 0.5) -> tuple[int, int]:
+                 nms_iou: float | None = THESIS_NMS_IOU, iou_threshold: float = 0.5,
+                 matching: str = "voc") -> tuple[int, int]:
     """``(#FP, #FN)`` of one frame: ``gt`` has ``boxes``/``labels``; ``pred`` ``boxes``/``scores``/``labels``."""
     dt = filter_predictions([pred], score_threshold=score_threshold, nms_iou=nms_iou)
-    g, d, _ = _check_inputs([gt], dt, num_classes, None)
+    g, d, _ = check_inputs([gt], dt, num_classes, None)
     fp = fn = 0
     for cls in range(1, num_classes + 1):
-        _, is_tp, n_gt = match_detections(g, d, cls, iou_threshold)
+        _, is_tp, n_gt = match_detections(g, d, cls, iou_threshold, matching)
         tp = int(is_tp.sum())
         fp += len(is_tp) - tp
         fn += n_gt - tp
@@ -56,19 +58,21 @@ class _Oracle:
     needs = frozenset({"predictions", "ground_truth"})
 
     def __init__(self, *, score_threshold: float | None = None, nms_iou: float | None = None,
-                 iou_threshold: float = 0.5):
+                 iou_threshold: float = 0.5, matching: str | None = None):
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"{self.name}: iou_threshold must be in (0, 1], got {iou_threshold}")
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.iou_threshold = iou_threshold
+        self.matching = None if matching is None else check_matching(matching)
 
     def options(self, ctx: AcquisitionContext) -> dict:
         ev = ctx.evaluation or {}
         return {"score_threshold": self.score_threshold if self.score_threshold is not None
                 else ev.get("score_threshold", THESIS_SCORE_THRESHOLD),
                 "nms_iou": self.nms_iou if self.nms_iou is not None else ev.get("nms_iou", THESIS_NMS_IOU),
-                "iou_threshold": self.iou_threshold}
+                "iou_threshold": self.iou_threshold,
+                "matching": self.matching if self.matching is not None else ev.get("matching", "voc")}
 
     def score(self, ctx: AcquisitionContext) -> np.ndarray:
         if ctx.predictions is None or ctx.ground_truth is None:
