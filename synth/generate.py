@@ -22,7 +22,7 @@ from tqdm import tqdm
 import synth
 from synth.scenario import load_scenario, plan_sequences
 from synth.sequence import RenderOptions, generate_sequence
-from synth.writer import merge_shards
+from vidal.data.writer import merge_shards
 
 SPLITS = ("train", "test")
 

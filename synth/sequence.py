@@ -11,7 +11,7 @@ import numpy as np
 from synth.render import SequenceRenderer
 from synth.scenario import SequenceSpec
 from synth.world import World
-from synth.writer import ShardWriter
+from vidal.data.writer import ShardWriter
 
 
 @dataclasses.dataclass(frozen=True)

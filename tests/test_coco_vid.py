@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from synth.writer import ShardWriter, merge_shards
 from vidal.data.coco_vid import CocoVidFormatError, export_coco_vid, import_coco_vid
 from vidal.data.dataset import VideoDataset
 from vidal.data.validate import validate_file
+from vidal.data.writer import ShardWriter, merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["car", "pedestrian", "wheelchair"]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from synth.datacard import (CAPTION_HEIGHT, LEGEND_HEIGHT, collect_stats, condition_of, render_markdown,
                             render_montage, write_datacard)
-from synth.writer import ShardWriter, merge_shards
+from vidal.data.writer import ShardWriter, merge_shards
 
 CLASSES = ["pedestrian", "cyclist", "car", "wheelchair"]  # ids 1..4
 PED, CAR, WC = 1, 3, 4

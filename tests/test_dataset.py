@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from synth.writer import ShardWriter, merge_shards
 from vidal.data.dataset import DatasetFormatError, VideoDataset, collate
+from vidal.data.writer import ShardWriter, merge_shards
 
 W, H = 16, 12
 CLASSES = ["car", "pedestrian"]

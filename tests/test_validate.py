@@ -1,5 +1,5 @@
 """Tests of the ``vidal-video-v1`` validator (vidal/data/validate.py, tools/validate_dataset.py)
-and of the atomic split-file writing of synth/writer.py that it checks."""
+and of the atomic split-file writing of vidal/data/writer.py that it checks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from synth.writer import ShardWriter, merge_shards
 from vidal.data.validate import MAX_ROWS, check_file, validate_file
+from vidal.data.writer import ShardWriter, merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 32, 24

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidal.data._write import VideoToWrite, frame_annotations, write_videos
+from vidal.data.writer import VideoToWrite, frame_annotations, write_videos
 
 W, H = 96, 64
 CLASSES = ["bright", "dark"]

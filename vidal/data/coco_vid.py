@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 import vidal
 from vidal.boxes import xywh_to_xyxy, xyxy_to_xywh
-from vidal.data._write import VideoToWrite, frame_annotations, write_videos
+from vidal.data.writer import VideoToWrite, frame_annotations, write_videos
 from vidal.data.dataset import VideoDataset
 from vidal.data.h5format import FORMAT_NAME
 

@@ -1,7 +1,8 @@
 """Names and layout of the ``vidal-video-v1`` HDF5 format (docs/format.md).
 
-This module owns the format's constants; the synth writer, the readers and the validator all
-import them from here so the contract lives in one place.
+This module owns the format's constants; the writer (:mod:`vidal.data.writer`, used by synth and
+the importers), the readers and the validator all import them from here so the contract lives in
+one place.
 """
 
 FORMAT_NAME = "vidal-video-v1"

@@ -60,7 +60,7 @@ import numpy as np
 from tqdm import tqdm
 
 import vidal
-from vidal.data._write import VideoToWrite, frame_annotations, write_videos
+from vidal.data.writer import VideoToWrite, frame_annotations, write_videos
 
 #: The 30 ImageNet-VID classes: WordNet id -> name.
 WNID_TO_NAME = {
