@@ -6,7 +6,7 @@ tracker, next to detector inference time on the same frames. Prints JSON lines.
         [--backbone resnet18_fpn] [--height 300] [--detector-frames 16] [--threads 2]
 
 Detections: a simulated weak detector made from the ground truth
-(:func:`vidal.acquisition.temporal_coherence.simulate_detections`: drops, jitter, duplicates,
+(``simulate_detections`` of tests/sim_detections.py, a test helper: drops, jitter, duplicates,
 spurious boxes), so the graph has the size a trained detector gives; ``--checkpoint`` uses a real
 detector's predictions instead. Detector inference time: a random-weights Faster R-CNN of the
 ``cpu`` profile (speed does not depend on the weights) on ``--detector-frames`` frames of the same
@@ -29,14 +29,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
+
+#: tests/, for the simulated detector (tests/sim_detections.py)
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 
 
 @dataclass
@@ -186,8 +191,10 @@ def main(data, frames, trackers, flow_cache, no_compute_flow, checkpoint, backbo
          batch_size, threads, solver, seed):
     import torch
 
-    from vidal.acquisition.temporal_coherence import simulate_detections
     from vidal.data import VideoDataset
+
+    sys.path.insert(0, str(TESTS_DIR))
+    from sim_detections import simulate_detections
 
     torch.set_num_threads(threads)
     ds = VideoDataset(data)

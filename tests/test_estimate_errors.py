@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from synth.generate import generate_dataset
-from vidal.acquisition.temporal_coherence import estimate_errors, evaluate_estimates, simulate_detections
+from vidal.acquisition.temporal_coherence import estimate_errors, evaluate_estimates
 from vidal.boxes import box_iou
 from vidal.data import VideoDataset
 from vidal.tracking.identity import IdentityTracker
+from sim_detections import simulate_detections
 
 REPO = Path(__file__).resolve().parents[1]
 

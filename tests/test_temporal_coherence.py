@@ -1,4 +1,4 @@
-"""Temporal coherence (vidal/acquisition/temporal_coherence.py, thesis 2.3.2) on hand-built videos:
+"""Temporal coherence (vidal/acquisition/temporal_coherence/, thesis 2.3.2) on hand-built videos:
 isolated detections become FP, gaps in a track become FN candidates, consistent tracks stay TP,
 duplicates, per-class linking, moving objects with a tracker, one-frame videos, empty frames,
 parameter validation, the tracker cache, the acquisition through the protocol, and the
