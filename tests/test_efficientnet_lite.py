@@ -50,7 +50,7 @@ def test_wrong_weights_files_fail_in_one_line(tmp_path):
     body = effl.EfficientNetLite0Body(nn.BatchNorm2d)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match=r"junk.pth: not a readable PyTorch state dict") as e:
+    with pytest.raises(ValueError, match=r"junk.pth: cannot be read as EfficientNet-Lite0 weights") as e:
         effl.load_imagenet_weights(body, junk)
     assert "\n" not in str(e.value)
     other = tmp_path / "resnet.pth"

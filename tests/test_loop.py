@@ -246,10 +246,10 @@ def test_killed_run_resumes_to_the_same_selections_and_metrics(tiny, tmp_path):
 
     work = tmp_path / "killed"
     # 1. killed while writing the pool predictions of cycle 0 (acquisition step): only the .tmp is there
-    cmd, env = _cli(tiny, work, env={"VIDAL_STALL_WRITE": "pool_predictions.pkl"})
-    _run_until(cmd, env, "STALL pool_predictions.pkl")
-    assert (work / "cycle_000" / "pool_predictions.pkl.tmp").is_file()
-    assert not (work / "cycle_000" / "pool_predictions.pkl").exists()
+    cmd, env = _cli(tiny, work, env={"VIDAL_STALL_WRITE": "pool_predictions.npz"})
+    _run_until(cmd, env, "STALL pool_predictions.npz")
+    assert (work / "cycle_000" / "pool_predictions.npz.tmp").is_file()
+    assert not (work / "cycle_000" / "pool_predictions.npz").exists()
     # 2. resumed, then killed during the training of cycle 1
     cmd, env = _cli(tiny, work, "--resume")
     log = _run_until(cmd, env, "cycle 1: train", delay=0.3)

@@ -16,6 +16,7 @@ import click
 from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.loop import Experiment, ExperimentError
+from vidal.weights import WeightsError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +32,7 @@ from vidal.loop import Experiment, ExperimentError
 def main(config, work_dir, seed, resume, cfg_options, threads, quiet):
     """Run the AL experiment of CONFIG into --work-dir."""
     command = command_line()
-    with one_line_errors(ConfigError, ExperimentError, FileNotFoundError):
+    with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError):
         cfg = load_config(config, cfg_options)
         exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command)
         result = exp.run()

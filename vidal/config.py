@@ -186,9 +186,38 @@ def section(cfg: Mapping[str, Any], name: str, *, required: bool = True) -> dict
 
 
 def dump(cfg: Mapping[str, Any]) -> str:
-    """Python source that :func:`load_config` reads back to ``cfg`` (the work-dir snapshot)."""
+    """Python source that :func:`load_config` and :func:`read_snapshot` read back to ``cfg`` (the
+    work-dir snapshot: one ``name = <Python literal>`` line per section)."""
     lines = ["# resolved vidal config (all _base_ files merged, --cfg-options applied)"]
     for key, value in cfg.items():
         if not str(key).startswith("_"):
             lines.append(f"{key} = {value!r}")
     return "\n".join(lines) + "\n"
+
+
+def read_snapshot(path: str | os.PathLike) -> dict[str, Any]:
+    """A config snapshot written by :func:`dump` (a work dir's ``config.py``), read without executing
+    it: every statement must be ``name = <Python literal>`` (``ast.literal_eval``), so a work dir
+    from someone else runs no code. Returns the sections with ``_config_path_`` added, as
+    :func:`load_config` does; anything else is a one-line :class:`ConfigError` naming the line."""
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config snapshot ({e.strerror or e})") from None
+    try:
+        tree = ast.parse(source, str(path))
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: syntax error in config snapshot: {e.msg}") from None
+    cfg: dict[str, Any] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ConfigError(f"{path}:{node.lineno}: not a config snapshot (only `name = <Python literal>` lines, "
+                              f"as vidal.config.dump writes them; a snapshot is read, never executed)")
+        try:
+            cfg[node.targets[0].id] = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ConfigError(f"{path}:{node.lineno}: {node.targets[0].id} is not a Python literal (a config "
+                              f"snapshot is read, never executed)") from None
+    cfg["_config_path_"] = str(path)
+    return cfg

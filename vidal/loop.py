@@ -36,7 +36,9 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/model.pt      checkpoint after training (only the latest cycle's is kept)
     cycle_XXX/train.json    training time and losses
     cycle_XXX/eval.json     test metrics
-    cycle_XXX/pool_predictions.pkl   predictions on the pool (when the acquisition needs them)
+    cycle_XXX/pool_predictions.npz   predictions on the pool (when the acquisition needs them):
+                            plain arrays (vidal.detection.base.predictions_to_arrays) and
+                            time_s, read with allow_pickle=False
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
     cycle_XXX/row.json      the metrics row of the cycle
     metrics.jsonl           all rows, one per cycle
@@ -56,7 +58,6 @@ import dataclasses
 import inspect
 import json
 import os
-import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,6 +83,7 @@ AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k"
                                "train_from": "previous", "reference": False}
 TRAIN_FROM = ("previous", "start")
 STATE_FORMAT = "vidal-al-state-v1"
+POOL_PREDICTIONS_FORMAT = "vidal-pool-predictions-v1"
 
 
 class ExperimentError(ValueError):
@@ -118,6 +120,33 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def write_pool_predictions(path: Path, predictions: Sequence, time_s: float) -> None:
+    """``pool_predictions.npz``: :func:`vidal.detection.base.predictions_to_arrays` and ``time_s``."""
+    from vidal.detection.base import predictions_to_arrays
+
+    arrays = predictions_to_arrays(predictions)
+    atomic_write(path, lambda f: np.savez(f, format=POOL_PREDICTIONS_FORMAT, time_s=np.float64(time_s), **arrays))
+
+
+def read_pool_predictions(path: Path, n_frames: int) -> tuple[list, float]:
+    """``(predictions, time_s)`` from :func:`write_pool_predictions`'s file, read with
+    ``allow_pickle=False`` (nothing in it executes); anything else is a one-line ExperimentError."""
+    from vidal.detection.base import predictions_from_arrays
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z or str(z["format"]) != POOL_PREDICTIONS_FORMAT:
+                raise ValueError(f"not {POOL_PREDICTIONS_FORMAT}")
+            predictions, time_s = predictions_from_arrays(z), float(z["time_s"])
+        if len(predictions) != n_frames:
+            raise ValueError(f"predictions of {len(predictions)} frames, the pool has {n_frames}")
+    except Exception as e:  # noqa: BLE001 - zip / format / pickled-object errors: name the file, one line
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ExperimentError(f"{path}: cannot be read as pool predictions ({type(e).__name__}: {first}); "
+                              f"delete it and resume to predict again") from None
+    return predictions, time_s
 
 
 # ----------------------------------------------------------------------------- config sections
@@ -427,18 +456,15 @@ class Experiment:
         t_predict = 0.0
         predictions = None
         if "predictions" in self.needs or "tracks" in self.needs:
-            path = d / "pool_predictions.pkl"
+            path = d / "pool_predictions.npz"
             if path.is_file():
-                with open(path, "rb") as f:
-                    blob = pickle.load(f)
-                predictions, t_predict = blob["predictions"], blob["time_s"]
+                predictions, t_predict = read_pool_predictions(path, len(self.pool))
             else:
                 self.log(f"cycle {c}: predict on the pool ({len(self.pool)} frames)")
                 t0 = time.perf_counter()
                 predictions = self.predict(det, self.pool, range(len(self.pool)), "predict pool")
                 t_predict = time.perf_counter() - t0
-                blob = {"predictions": predictions, "time_s": t_predict}
-                atomic_write(path, lambda f: pickle.dump(blob, f, protocol=pickle.HIGHEST_PROTOCOL))
+                write_pool_predictions(path, predictions, t_predict)
         self.log(f"cycle {c}: acquire ({self.acquisition_name})")
         t0 = time.perf_counter()
         candidates = state.pool

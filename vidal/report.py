@@ -64,14 +64,14 @@ def method_label(cfg: dict[str, Any]) -> str:
 
 
 def load_run(path: str | Path) -> Run:
-    from vidal.config import ConfigError, load_config
+    from vidal.config import ConfigError, read_snapshot
 
     path = Path(path)
     metrics = path / "metrics.jsonl"
     if not metrics.is_file():
         raise ReportError(f"{path}: no metrics.jsonl (not an AL run folder of tools/run_al.py, or not started)")
     try:
-        cfg = load_config(path / "config.py")
+        cfg = read_snapshot(path / "config.py")  # parsed, never executed: run folders may come from others
     except ConfigError as e:
         raise ReportError(f"{path}: cannot read the config snapshot: {e}") from None
     exp = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else {}

@@ -83,6 +83,63 @@ class Predictions:
         return len(self.boxes)
 
 
+#: The arrays :func:`predictions_to_arrays` writes (an ``.npz`` of them needs no pickle).
+PREDICTION_ARRAYS = ("offsets", "boxes", "scores", "labels", "probs")
+
+
+def predictions_to_arrays(predictions: Sequence[Predictions]) -> dict[str, np.ndarray]:
+    """The predictions of ``F`` frames as five plain arrays (for ``np.savez``; no pickle needed).
+
+    Returns:
+        ``offsets`` int64 ``[F + 1]``: frame ``i``'s detections are rows ``offsets[i]:offsets[i + 1]``
+        of ``boxes`` float32 ``[N, 4]``, ``scores`` float32 ``[N]``, ``labels`` int64 ``[N]`` and
+        ``probs`` float32 ``[N, C + 1]`` (``N`` the total; frames without detections are empty
+        ranges). :func:`predictions_from_arrays` rebuilds the list bit for bit.
+
+    Raises:
+        ValueError: frames of different class counts.
+    """
+    widths = {p.probs.shape[1] for p in predictions}
+    if len(widths) > 1:
+        raise ValueError(f"predictions_to_arrays: frames have different class counts (probs widths {sorted(widths)})")
+    width = widths.pop() if widths else 1
+    offsets = np.zeros(len(predictions) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(p) for p in predictions], dtype=np.int64)
+
+    def cat(field: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        parts = [getattr(p, field) for p in predictions]
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(shape, dtype)
+
+    return {"offsets": offsets, "boxes": cat("boxes", (0, 4), np.float32), "scores": cat("scores", (0,), np.float32),
+            "labels": cat("labels", (0,), np.int64), "probs": cat("probs", (0, width), np.float32)}
+
+
+def predictions_from_arrays(arrays: Any) -> list[Predictions]:
+    """The list of :class:`Predictions` that :func:`predictions_to_arrays` gave ``arrays`` (a dict or
+    an opened ``.npz``), each frame's arrays a copy (float32 / int64 as written, bit for bit).
+
+    Raises:
+        ValueError: a missing array, wrong dtypes or shapes, or offsets that do not cover the rows.
+    """
+    missing = [k for k in PREDICTION_ARRAYS if k not in arrays]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} array(s) (expected {', '.join(PREDICTION_ARRAYS)})")
+    a = {k: np.asarray(arrays[k]) for k in PREDICTION_ARRAYS}
+    want = {"offsets": (np.int64, 1), "boxes": (np.float32, 2), "scores": (np.float32, 1), "labels": (np.int64, 1),
+            "probs": (np.float32, 2)}
+    for k, (dtype, ndim) in want.items():
+        if a[k].dtype != dtype or a[k].ndim != ndim:
+            raise ValueError(f"array {k} is {a[k].dtype} {a[k].shape}, expected {np.dtype(dtype)} with {ndim} dims")
+    off, n = a["offsets"], len(a["boxes"])
+    if (len(off) < 1 or off[0] != 0 or off[-1] != n or np.any(np.diff(off) < 0) or a["boxes"].shape[1] != 4
+            or len(a["scores"]) != n or len(a["labels"]) != n or len(a["probs"]) != n):
+        raise ValueError(f"inconsistent arrays: offsets {off[:1]}..{off[-1:]} (nondecreasing from 0 to the number "
+                         f"of rows), boxes {a['boxes'].shape}, scores {a['scores'].shape}, labels "
+                         f"{a['labels'].shape}, probs {a['probs'].shape}")
+    return [Predictions(*(a[k][s:e].copy() for k in ("boxes", "scores", "labels", "probs")))
+            for s, e in zip(off[:-1].tolist(), off[1:].tolist())]
+
+
 @runtime_checkable
 class Detector(Protocol):
     """What the AL loop needs from a detector backend.
@@ -116,33 +173,39 @@ def load_detector(path: str | Path, **expect: Any) -> Detector:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The dict of a ``vidal-detector-v1`` checkpoint; anything else is a one-line ``ValueError``."""
-    import torch
+    """The dict of a ``vidal-detector-v1`` checkpoint, read by :func:`vidal.weights.read_torch_file`
+    (``weights_only=True``: nothing in the file is executed); anything else is a one-line
+    :class:`vidal.weights.WeightsError` (a ``ValueError``) naming the file."""
+    from vidal.weights import WeightsError, read_torch_file
 
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: checkpoint file not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - truncated / foreign files: name the file, one line
-        first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise ValueError(f"{path}: not a readable {CHECKPOINT_FORMAT} checkpoint ({type(e).__name__}: {first})") from None
+    ckpt = read_torch_file(path, f"{CHECKPOINT_FORMAT} checkpoint",
+                           hint="vidal's own checkpoints hold none: retrain it (tools/train.py) or use a trusted copy")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+        raise WeightsError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (tools/train.py and the AL loop write "
+                           f"them; a torchvision / COCO state dict goes in detector.weights)")
     return ckpt
 
 
 def make_checkpoint(*, backend: str, backbone: str | None, class_names: Sequence[str], config: dict,
                     model, **extra: Any) -> dict:
     """The dict of a ``vidal-detector-v1`` checkpoint: format, backend, architecture summary,
-    classes, the backend's config, CPU copies of the model's tensors, versions and a UTC time."""
+    classes, the backend's config, CPU copies of the model's tensors, versions and a UTC time.
+
+    Everything but the tensors goes through :func:`vidal.weights.plain` (dicts, lists, tuples,
+    strings, numbers, ``None``): the file loads with ``torch.load(weights_only=True)``, and a value
+    that could not is a ``TypeError`` here, at save time."""
     import time
 
     import torch
 
-    return {"format": CHECKPOINT_FORMAT, "backend": backend, "backbone": backbone,
-            "num_classes": len(class_names), "class_names": list(class_names), "config": config,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "torch": torch.__version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    from vidal.weights import plain
+
+    meta = plain({"format": CHECKPOINT_FORMAT, "backend": backend, "backbone": backbone,
+                  "num_classes": len(class_names), "class_names": list(class_names), "config": config,
+                  "torch": torch.__version__, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  **extra})
+    meta["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return meta
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:
@@ -167,7 +230,9 @@ def checkpoint_config(config_cls: type, ckpt: dict, path: str | Path, **fields: 
 
 def read_backend_checkpoint(path: str | Path, backend: str) -> dict:
     """:func:`read_checkpoint`, and a one-line ``ValueError`` if it belongs to another backend."""
+    from vidal.weights import WeightsError
+
     ckpt = read_checkpoint(path)
     if ckpt.get("backend") != backend:
-        raise ValueError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {backend!r}")
+        raise WeightsError(f"{path}: checkpoint is for backend {ckpt.get('backend')!r}, not {backend!r}")
     return ckpt

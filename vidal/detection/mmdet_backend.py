@@ -49,7 +49,7 @@ from vidal.detection.base import (
     save_checkpoint,
 )
 from vidal.detection.schedule import ScheduleConfig
-from vidal.detection.weights import check_state_dict
+from vidal.weights import check_state_dict, read_torch_file
 from vidal.registry import DETECTORS
 
 BACKEND = "mmdet"
@@ -244,15 +244,7 @@ def load_mmdet_weights(model, path: str | Path) -> dict[str, int]:
     """Load an mmdet checkpoint (``{"state_dict": ...}`` or a bare state dict) into every tensor of
     the same name and shape; ``{"loaded": n, "skipped": m}``. A file with no matching tensor is a
     one-line ``ValueError`` naming it."""
-    import torch
-
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: mmdet checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise ValueError(f"{path}: not a readable mmdet checkpoint ({type(e).__name__}: {first})") from None
+    ckpt = read_torch_file(path, "mmdet checkpoint")  # weights_only: nothing in the file executes
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: not an mmdet checkpoint (no state_dict)")

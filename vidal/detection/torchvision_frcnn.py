@@ -56,7 +56,6 @@ from torchvision.ops import boxes as box_ops
 from vidal.detection import efficientnet_lite as effl
 from vidal.detection import resnet_tiny
 from vidal.detection.base import (
-    CHECKPOINT_FORMAT,
     Predictions,
     StrictConfig,
     checkpoint_config,
@@ -65,7 +64,7 @@ from vidal.detection.base import (
     save_checkpoint,
 )
 from vidal.detection.schedule import ScheduleConfig, epoch_batches, fit, repeat_factors
-from vidal.detection.weights import check_state_dict, drop_untracked_bn_counters
+from vidal.weights import check_state_dict, drop_untracked_bn_counters, read_state_dict
 from vidal.registry import DETECTORS
 
 BACKEND = "torchvision_frcnn"
@@ -309,15 +308,12 @@ def load_torchvision_weights(model: FasterRCNN, path: str | Path) -> list[str]:
     """Load a torchvision Faster R-CNN state dict of the same backbone (any class count, e.g. the
     91-class COCO one) into ``model``, skipping the box predictor when its shape differs.
 
-    Accepts a bare state dict or a dict with a ``model`` / ``state_dict`` entry. Returns the
+    Accepts a bare state dict or a dict with a ``model`` / ``state_dict`` entry (a vidal checkpoint
+    too), read by :func:`vidal.weights.read_state_dict` (nothing in the file executes). Returns the
     names of the skipped (freshly initialised) keys. Any other missing or unexpected key is an
     error: a state dict of another backbone must not load silently.
     """
-    sd = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(sd, dict) and sd.get("format") == CHECKPOINT_FORMAT:
-        sd = sd["state_dict"]
-    elif isinstance(sd, dict) and isinstance(sd.get("model", sd.get("state_dict")), dict):
-        sd = sd.get("model", sd.get("state_dict"))
+    sd = read_state_dict(path, "torchvision Faster R-CNN weights", keys=("model", "state_dict"))
     own = model.state_dict()
     skipped = [k for k in list(sd) if k.startswith("roi_heads.box_predictor.")
                and k in own and sd[k].shape != own[k].shape]

@@ -33,14 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidal.tracking.pwcnet import PWCNetWeightsError, _load_strict, _read_state, load_pwcnet, pwcnet_flow
+from vidal.tracking.pwcnet import PWCNetWeightsError, load_pwcnet, pwcnet_flow
+from vidal.weights import WeightsError, load_strict, read_state_dict
 
 METHODS = ("dis", "raft", "pwcnet", "gt")
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-class FlowWeightsError(ValueError):
+class FlowWeightsError(WeightsError):
     """Flow-network weights are missing, unreadable or of another layout; one-line message."""
 
 
@@ -117,8 +118,9 @@ class RAFTFlow(_TorchFlow):
         self.weights = None if weights is None else os.path.abspath(weights)
         model = (raft_small if size == "small" else raft_large)(weights=None, progress=False)
         if weights is not None:
-            state = _read_state(weights, FlowWeightsError)
-            _load_strict(model, state, weights, FlowWeightsError, f"torchvision raft_{size}")
+            state = read_state_dict(weights, f"RAFT ({size}) weights", error=FlowWeightsError,
+                                    keys=("state_dict", "model", "net"))
+            load_strict(model, state, weights, FlowWeightsError, f"torchvision raft_{size}")
         self.model = model.to(self.device).eval()
 
     @property

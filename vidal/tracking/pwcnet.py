@@ -34,13 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidal.weights import WeightsError, load_strict, read_state_dict
+
 MAX_DISPLACEMENT = 4
 LEVEL_CHANNELS = {1: 16, 2: 32, 3: 64, 4: 96, 5: 128, 6: 196}
 COST = (2 * MAX_DISPLACEMENT + 1) ** 2  # 81
 DENSE = (128, 128, 96, 64, 32)
 
 
-class PWCNetWeightsError(ValueError):
+class PWCNetWeightsError(WeightsError):
     """A PWC-Net checkpoint is unreadable or does not fit the architecture; one-line message."""
 
 
@@ -209,42 +211,7 @@ def load_pwcnet(path: str | os.PathLike | None, *, device: str | torch.device = 
     """
     model = PWCNet()
     if path is not None:
-        state = _read_state(path, PWCNetWeightsError)
+        state = read_state_dict(path, "PWC-Net weights", error=PWCNetWeightsError, keys=("state_dict", "model", "net"))
         state = {k.replace("module", "net"): v for k, v in state.items()}
-        _load_strict(model, state, path, PWCNetWeightsError, "PWC-Net (sniklaus/pytorch-pwc layout)")
+        load_strict(model, state, path, PWCNetWeightsError, "PWC-Net (sniklaus/pytorch-pwc layout)")
     return model.to(device).eval()
-
-
-def _read_state(path, error: type[Exception]) -> dict:
-    """State dict from ``path`` (``torch.load``, weights only); unwraps ``state_dict``/``model``."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise error(f"{path}: no such weights file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors vary by torch version
-        raise error(f"{path}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    for key in ("state_dict", "model", "net"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise error(f"{path}: is not a state dict of tensors")
-    return state
-
-
-def _load_strict(model: nn.Module, state: dict, path, error: type[Exception], layout: str) -> None:
-    """``model.load_state_dict(state)`` with one-line errors naming the file and the first bad key."""
-    path = os.fspath(path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        first = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        raise error(f"{path}: not a {layout} checkpoint ({len(missing)} missing, {len(unexpected)} "
-                    f"unexpected keys; {first})")
-    for k, v in own.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise error(f"{path}: not a {layout} checkpoint (key {k!r} has shape {tuple(state[k].shape)}, "
-                        f"expected {tuple(v.shape)})")
-    model.load_state_dict(state)

@@ -39,12 +39,12 @@ from torchvision.ops import roi_align
 from vidal.boxes import as_boxes
 from vidal.registry import TRACKERS
 from vidal.tracking.base import check_target
-from vidal.tracking.pwcnet import _load_strict, _read_state
+from vidal.weights import WeightsError, load_strict, read_state_dict, strip_prefix
 
 EXEMPLAR_SIZE, INSTANCE_SIZE, TOTAL_STRIDE = 127, 255, 8
 
 
-class SiamFCWeightsError(ValueError):
+class SiamFCWeightsError(WeightsError):
     """A SiamFC checkpoint is unreadable or of another layout; one-line message naming the file."""
 
 
@@ -127,9 +127,8 @@ def load_siamfc(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
         SiamFCWeightsError: unreadable file or another layout (names the file and a bad key).
     """
     net = SiamFCNet()
-    state = _read_state(path, SiamFCWeightsError)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    _load_strict(net, state, path, SiamFCWeightsError, "SiamFC (siamfc-pytorch AlexNetV1 layout)")
+    state = strip_prefix(read_state_dict(path, "SiamFC weights", error=SiamFCWeightsError, keys=("state_dict", "model", "net")))
+    load_strict(net, state, path, SiamFCWeightsError, "SiamFC (siamfc-pytorch AlexNetV1 layout)")
     return net.to(device).eval()
 
 
