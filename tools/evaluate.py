@@ -40,6 +40,8 @@ def main(config, checkpoint, split, max_frames, coco, device, out, cfg_options, 
         cfg = load_config(config, cfg_options)
         dataset = open_split(cfg, split)
         ev = {**evaluation_options(cfg), **({"coco": True} if coco else {})}
+        config_max_frames = ev.pop("max_frames")
+        max_frames = max_frames if max_frames is not None else config_max_frames
         expect = {"device": device} if device else {}
         detector = load_detector(checkpoint, num_classes=dataset.num_classes, **expect)
         if list(detector.class_names) != list(dataset.classes):

@@ -28,13 +28,20 @@ from vidal.weights import WeightsError
 @click.option("--threads", type=int, default=None,
               help="torch CPU threads (bit-identical reruns need the same number).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--only", type=click.Choice(["cycle0", "reference"]), default=None,
+              help="cycle0: train and evaluate only cycle 0, to share it (--cycle0-from); reference: only the "
+                   "all-data model.")
+@click.option("--cycle0-from", type=click.Path(file_okay=False), default=None,
+              help="Work dir of an --only cycle0 run of the same config (but acquisition / tracker), seed and "
+                   "--threads: start from its cycle-0 model instead of training it again.")
 @cfg_options
-def main(config, work_dir, seed, resume, cfg_options, threads, quiet):
+def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from):
     """Run the AL experiment of CONFIG into --work-dir."""
     command = command_line()
     with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError):
         cfg = load_config(config, cfg_options)
-        exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command)
+        exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command,
+                         only=only, cycle0_from=cycle0_from)
         result = exp.run()
     rows = result["rows"]
     if rows:

@@ -41,6 +41,8 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
         train_set, test_set = open_split(cfg, "train"), open_split(cfg, "test")
         detector = build_detector(cfg, train_set.classes)
         eval_options = evaluation_options(cfg)
+        config_max_frames = eval_options.pop("max_frames")
+        eval_max_frames = eval_max_frames if eval_max_frames is not None else config_max_frames
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.py").write_text(dump(cfg))

@@ -26,10 +26,12 @@ from vidal.config import ConfigError, check_keys, section
 DATASET_KEYS = ("train", "test", "val", "generate")
 SCHEDULE_KEYS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "milestones", "gamma", "warmup_iters",
                  "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "crop", "seed")
-EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco", "matching")
+EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco", "matching", "max_frames")
 #: ``matching``: how a detection is matched to a ground truth box (vidal.evaluation): "voc" (the
 #: thesis's TF Object Detection API, the VOC devkit) or "coco" (pycocotools)
-EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False, "matching": "voc"}
+#: ``max_frames``: evaluate the AL loop's models on this many test frames spread evenly over the
+#: split (None: all; neighbouring frames of a 25-fps video are near duplicates)
+EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False, "matching": "voc", "max_frames": None}
 
 
 def _where(cfg: dict) -> str:
@@ -118,4 +120,7 @@ def evaluation_options(cfg: dict) -> dict[str, Any]:
     if ev["matching"] not in MATCHING_RULES:
         raise ConfigError(f"{_where(cfg)}: evaluation.matching must be one of {', '.join(MATCHING_RULES)}, "
                           f"got {ev['matching']!r}")
+    m = ev["max_frames"]
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise ConfigError(f"{_where(cfg)}: evaluation.max_frames must be an int >= 1 or None, got {m!r}")
     return ev

@@ -21,7 +21,9 @@ Config sections (unknown keys are errors):
   reference=False)``: ``initial`` / ``budget`` a fraction (float) of the pool's frames or a count
   (int); ``k`` the temporal exclusion radius, ``per_video`` the per-video round robin (both for
   every method, thesis 2.6.1; the plain ``random`` acquisition overrides them with k=0,
-  per_video=False); ``train_from`` ``"previous"`` or ``"start"``.
+  per_video=False); ``train_from`` ``"previous"`` or ``"start"``; ``initial_schedule`` (default
+  None) overrides ``epochs`` / ``lr`` / ``milestones`` / ``gamma`` of the schedule for cycle 0,
+  which trains from the start weights on the small initial set.
 - ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
   the other keys go to its constructor (strict).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
@@ -43,7 +45,15 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/row.json      the metrics row of the cycle
     metrics.jsonl           all rows, one per cycle
     reference.json          all-data reference (al.reference)
+    cycle0.json             only in an ``only="cycle0"`` run: what its cycle-0 model depends on
     log.txt                 the lines printed
+
+Shared cycle 0 (``only="cycle0"`` / ``cycle0_from``, used by tools/run_grid.py): cycle 0 does not
+depend on the acquisition (the initial set, the start weights, the training and the evaluation come
+from ``(seed, config without acquisition / tracker)``), so a grid trains it once per seed in an
+``only="cycle0"`` run and every method's run copies its model, ``train.json`` and ``eval.json`` after
+checking that ``cycle0.json`` matches its own config, seed and threads. The run then continues
+exactly as a resumed run.
 
 Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
 (:func:`vidal.selection.step_rng`), never from a stream consumed in sequence, and every step
@@ -80,10 +90,18 @@ from vidal.selection import (
 from vidal.training import FrameView
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
-                               "train_from": "previous", "reference": False}
+                               "train_from": "previous", "reference": False, "initial_schedule": None}
+#: Keys of ``al.initial_schedule``: the schedule of cycle 0 (from the start weights), when it should
+#: differ from the fine-tuning cycles' (e.g. more epochs on the small initial set)
+INITIAL_SCHEDULE_KEYS = ("epochs", "lr", "milestones", "gamma")
 TRAIN_FROM = ("previous", "start")
 STATE_FORMAT = "vidal-al-state-v1"
 POOL_PREDICTIONS_FORMAT = "vidal-pool-predictions-v1"
+CYCLE0_FORMAT = "vidal-shared-cycle0-v1"
+CYCLE0_FILE = "cycle0.json"
+#: ``Experiment(only=...)``: None runs the cycles (and the reference when ``al.reference``);
+#: "cycle0" trains and evaluates cycle 0 for sharing; "reference" trains only the all-data model
+ONLY = (None, "cycle0", "reference")
 
 
 class ExperimentError(ValueError):
@@ -178,7 +196,31 @@ def al_section(cfg: dict) -> dict[str, Any]:
     for key in ("per_video", "reference"):
         if not isinstance(al[key], bool):
             raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
+    al["initial_schedule"] = _initial_schedule(al["initial_schedule"], where)
     return al
+
+
+def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
+    """``al.initial_schedule`` checked: a dict of :data:`INITIAL_SCHEDULE_KEYS` (None: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: al.initial_schedule must be a dict like dict(epochs=20, milestones=(16,)), "
+                          f"got {value!r}")
+    check_keys(value, INITIAL_SCHEDULE_KEYS, f"{where}: al.initial_schedule")
+    out = dict(value)
+    if "epochs" in out and (isinstance(out["epochs"], bool) or not isinstance(out["epochs"], int) or out["epochs"] < 1):
+        raise ConfigError(f"{where}: al.initial_schedule.epochs must be an int >= 1, got {out['epochs']!r}")
+    for key in ("lr", "gamma"):
+        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], (int, float)) or out[key] <= 0):
+            raise ConfigError(f"{where}: al.initial_schedule.{key} must be a number > 0, got {out[key]!r}")
+    if "milestones" in out:
+        m = out["milestones"]
+        if not isinstance(m, (list, tuple)) or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1
+                                                        for e in m):
+            raise ConfigError(f"{where}: al.initial_schedule.milestones must be a tuple of epochs >= 1, got {m!r}")
+        out["milestones"] = tuple(m)
+    return out
 
 
 def resolve_protocol(cfg: dict, n_frames: int) -> Protocol:
@@ -255,7 +297,8 @@ class Experiment:
 
     def __init__(self, cfg: dict, work_dir: str | os.PathLike, seed: int, *, resume: bool = False,
                  progress: bool = True, threads: int | None = None, command: str | None = None,
-                 echo: Callable[[str], None] | None = None):
+                 echo: Callable[[str], None] | None = None, cycle0_from: str | os.PathLike | None = None,
+                 only: str | None = None):
         from vidal.build import check_detector, evaluation_options, open_split
 
         self.cfg = cfg
@@ -266,6 +309,10 @@ class Experiment:
         self.threads = threads
         self.command = command
         self._echo = echo or (lambda s: print(s, flush=True))
+        self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
+        if only not in ONLY:
+            raise ExperimentError(f"only must be one of {', '.join(map(str, ONLY))}, got {only!r}")
+        self.only = only
         self.where = cfg.get("_config_path_", "config")
         # ---- validate the sections (no training yet)
         al_section(cfg)
@@ -282,12 +329,15 @@ class Experiment:
         self.classes = list(self.pool.classes)
         self.num_classes = len(self.classes)
         self.protocol = resolve_protocol(cfg, len(self.pool))
+        self.initial_schedule = al_section(cfg)["initial_schedule"]
         sel = dict(getattr(self.acquisition, "selection", {}) or {})
         self.k = int(sel.get("k", self.protocol.k))
         self.per_video = bool(sel.get("per_video", self.protocol.per_video))
         self.video_of_frames = self.pool.video_of_frames()
         self.config_text = dump(cfg)
         self._check_work_dir()
+        if self.cycle0_from is not None:
+            self._check_cycle0_source()
         self._detector = None  # (cycle, detector) in memory
         # built now (a missing flow cache or tracker weights stop the run before any training),
         # once per run: the flow cache is computed once; SiamFC is reset every cycle
@@ -359,6 +409,45 @@ class Experiment:
             state.load_state_dict({"cycle_of": z["cycle_of"]})
         return state
 
+    # ---- shared cycle 0 (tools/run_grid.py: every method of a seed starts from one cycle-0 model)
+    def cycle0_key(self) -> dict:
+        """What cycle 0 depends on: the config without its ``acquisition`` / ``tracker`` sections
+        (the initial labeled set, the start weights, the training and the evaluation do not read
+        them), the seed and the thread count."""
+        shared = {k: v for k, v in self.cfg.items() if k not in ("acquisition", "tracker") and not k.startswith("_")}
+        return {"format": CYCLE0_FORMAT, "seed": self.seed, "threads": self.threads, "config": dump(shared)}
+
+    def _check_cycle0_source(self) -> None:
+        src = self.cycle0_from
+        key_path = src / CYCLE0_FILE
+        if not key_path.is_file():
+            raise ExperimentError(f"{src} holds no shared cycle 0 ({CYCLE0_FILE} missing); make it with "
+                                  f"tools/run_al.py CONFIG --work-dir {src} --only cycle0")
+        try:
+            theirs = read_json(key_path)
+        except (OSError, ValueError) as e:
+            raise ExperimentError(f"{key_path}: unreadable ({e}); remove {src} and make it again") from None
+        ours = self.cycle0_key()
+        if theirs != ours:
+            diff = [k for k in ours if theirs.get(k) != ours[k]] if isinstance(theirs, dict) else ["format"]
+            raise ExperimentError(f"{key_path}: its cycle 0 was made with another {', '.join(diff)} than this run's; "
+                                  f"use the cycle 0 of the same config (all sections but acquisition and "
+                                  f"tracker), seed and --threads")
+
+    def _import_cycle0(self) -> None:
+        """Copy the shared cycle-0 model, training log and evaluation (the same files this run would
+        have made: cycle 0 depends only on :meth:`cycle0_key`)."""
+        import shutil
+
+        src, dst = self.cycle0_from / "cycle_000", self.cycle_dir(0)
+        for name in ("model.pt", "train.json", "eval.json"):
+            if not (src / name).is_file():
+                raise ExperimentError(f"{src / name} missing: the shared cycle 0 in {self.cycle0_from} is "
+                                      f"not finished; run it again with --only cycle0 --resume")
+        for name in ("model.pt", "eval.json", "train.json"):  # train.json last: it marks the step done
+            atomic_write(dst / name, lambda f, n=name: shutil.copyfileobj(open(src / n, "rb"), f))
+        self.log(f"cycle 0: shared model of {self.cycle0_from}")
+
     # ---- detector
     def _seed_torch(self, cycle: int, step: str) -> int:
         import torch
@@ -388,7 +477,8 @@ class Experiment:
             det.load_weights(start)
         self._seed_torch(cycle, step)
         t0 = time.perf_counter()
-        history = det.train(FrameView(self.pool, frames), progress=self.progress)
+        overrides = self.initial_schedule if (cycle == 0 and step == "train") else {}
+        history = det.train(FrameView(self.pool, frames), progress=self.progress, **overrides)
         seconds = time.perf_counter() - t0
         det.save(out_dir / "model.pt")
         losses = [h["loss"] for h in history]
@@ -414,13 +504,17 @@ class Experiment:
     def evaluate(self, det) -> dict:
         from vidal.evaluation import evaluate_thesis
 
+        from vidal.training import spread_indices
+
         t0 = time.perf_counter()
-        preds = self.predict(det, self.test, range(len(self.test)), "evaluate")
-        gts = [self.test.ground_truth(i) for i in range(len(self.test))]
+        spread = spread_indices(len(self.test), self.eval_options["max_frames"])
+        frames = [int(i) for i in (range(len(self.test)) if spread is None else spread)]
+        preds = self.predict(det, self.test, frames, "evaluate")
+        gts = [self.test.ground_truth(i) for i in frames]
         res = evaluate_thesis(gts, preds, self.num_classes, class_names=self.classes,
                               score_threshold=self.eval_options["score_threshold"],
-                              nms_iou=self.eval_options["nms_iou"])
-        return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"],
+                              nms_iou=self.eval_options["nms_iou"], matching=self.eval_options["matching"])
+        return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"], "num_frames": len(frames),
                 "time_s": time.perf_counter() - t0}
 
     # ---- acquisition
@@ -466,6 +560,8 @@ class Experiment:
                 t_predict = time.perf_counter() - t0
                 write_pool_predictions(path, predictions, t_predict)
         self.log(f"cycle {c}: acquire ({self.acquisition_name})")
+        if os.environ.get("VIDAL_FAIL_ACQUISITION") == self.acquisition_name:  # test hook: a run that fails
+            raise RuntimeError(f"VIDAL_FAIL_ACQUISITION={self.acquisition_name}")
         t0 = time.perf_counter()
         candidates = state.pool
         ctx = AcquisitionContext(
@@ -474,8 +570,7 @@ class Experiment:
             predictions=predictions if "predictions" in self.needs else None,
             tracker=None, ground_truth=self.pool.ground_truth if "ground_truth" in self.needs else None,
             labeled_class_counts=self.labeled_class_counts(state),
-            evaluation={"score_threshold": self.eval_options["score_threshold"],
-                        "nms_iou": self.eval_options["nms_iou"]})
+            evaluation={k: self.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
         if "tracks" in self.needs:
             tr = self.tracker()
             if hasattr(tr, "reset"):
@@ -502,7 +597,7 @@ class Experiment:
         t_predict += time.perf_counter() - t0
         errors = errors_of_frames(selected, sel_preds, self.pool.ground_truth, self.num_classes,
                                   score_threshold=self.eval_options["score_threshold"],
-                                  nms_iou=self.eval_options["nms_iou"])
+                                  nms_iou=self.eval_options["nms_iou"], matching=self.eval_options["matching"])
         pos = np.searchsorted(candidates, selected)
         logs = {}
         for key, value in ctx.log.items():
@@ -567,6 +662,8 @@ class Experiment:
         self.log(f"{'new' if self.fresh else 'resuming'} experiment in {self.work_dir}: {self.acquisition_name}, "
                  f"seed {self.seed}, pool {len(self.pool)} frames / {self.pool.n_videos} videos, "
                  f"initial {P.initial} + {P.cycles} x {P.budget} frames, k={self.k}, per_video={self.per_video}")
+        if self.only == "reference":
+            return {"rows": [], "reference": self.run_reference()}
         if not self.state_path(0).is_file():
             state = ALState(len(self.pool))
             state.reveal(initial_labeled(len(self.pool), P.initial, self.video_of_frames, seed=self.seed,
@@ -578,6 +675,8 @@ class Experiment:
             if (d / "row.json").is_file():
                 continue
             labeled = state.labeled
+            if c == 0 and self.cycle0_from is not None and not (d / "train.json").is_file():
+                self._import_cycle0()
             if not (d / "train.json").is_file() or not (d / "model.pt").is_file():
                 start = None
                 if c > 0 and P.train_from == "previous":
@@ -589,12 +688,17 @@ class Experiment:
             if c > 0:  # the previous cycle's checkpoint is no longer needed
                 (self.work_dir / f"cycle_{c - 1:03d}" / "model.pt").unlink(missing_ok=True)
             if not (d / "eval.json").is_file():
-                self.log(f"cycle {c}: evaluate on the test split ({len(self.test)} frames)")
+                n_eval = min(len(self.test), self.eval_options["max_frames"] or len(self.test))
+                self.log(f"cycle {c}: evaluate on {n_eval} of the {len(self.test)} test frames")
                 ev = self.evaluate(self.detector(c))
                 write_json(d / "eval.json", ev)
             ev = read_json(d / "eval.json")
             self.log(f"cycle {c}: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
                      f"with {len(labeled)} labeled frames")
+            if self.only == "cycle0":
+                write_json(self.work_dir / CYCLE0_FILE, self.cycle0_key())
+                self.log(f"cycle 0 done: {self.work_dir / CYCLE0_FILE} (shared with --cycle0-from)")
+                return {"rows": [], "reference": None}
             if c < P.cycles:
                 if not (d / "selection.npz").is_file():
                     self.acquire(c, state)

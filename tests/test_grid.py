@@ -1,0 +1,217 @@
+"""Tests of the grid runner (vidal/grid.py, tools/run_grid.py) and the shared cycle 0 (vidal/loop.py)
+on a tiny generated dataset with a tiny detector: a grid killed with SIGKILL mid-run and restarted
+ends with the same rows as an uninterrupted one; bad input is one line before any training; a
+failing run does not stop the others; the paired statistics of vidal/results.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidal.grid import GridError, choose_methods, discover_methods, parse_seeds, plan, threads_per_worker
+from vidal.results import label_efficiency, paired_difference, selection_distance
+from tiny_videos import write_split
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = [sys.executable, str(REPO / "tools" / "run_grid.py")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A folder of method configs (``cfgs/``) over a tiny dataset, one shared protocol."""
+    root = tmp_path_factory.mktemp("grid")
+    write_split(root / "train.h5", [6, 10, 14, 12], 0, "train")
+    write_split(root / "test.h5", [6, 6], 1, "test")
+    cfgs = root / "cfgs"
+    cfgs.mkdir()
+    (cfgs / "_protocol.py").write_text(f"""
+_base_ = ["{REPO}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
+dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
+detector = dict(height=64, hflip=0.0, rpn_batch_size_per_image=32, rpn_pre_nms_top_n_train=100,
+                rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=24,
+                box_batch_size_per_image=16, box_detections_per_img=20)
+schedule = dict(epochs=1, lr=0.01, batch_size=4)
+evaluation = dict(score_threshold=0.05, nms_iou=0.5, max_frames=8)
+al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from="previous", reference=False,
+          initial_schedule=dict(epochs=2, milestones=(2,)))
+""")
+    for name, acq in [("random-r", 'dict(name="random_r")'), ("entropy-mean", 'dict(name="entropy")'),
+                      ("oracle-fp", 'dict(name="oracle_fp")')]:
+        (cfgs / f"{name}.py").write_text(f'_base_ = ["_protocol.py"]\nacquisition = {acq}\n')
+    return root
+
+
+def _grid(tiny, work, *args, timeout=600):
+    return subprocess.run([*GRID, str(tiny / "cfgs"), "--work-dir", str(work), "--workers", "2", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _rows(work: Path) -> list[dict]:
+    with open(work / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("g") / "grid"
+    res = _grid(tiny, work, "--seeds", "0,1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    return work
+
+
+def test_grid_runs_every_method_and_seed_with_a_shared_cycle0(uninterrupted):
+    rows = _rows(uninterrupted)
+    methods = {r["method"] for r in rows}
+    assert methods == {"random-r", "entropy-mean", "oracle-fp", "all-data"}
+    for m in ("random-r", "entropy-mean", "oracle-fp"):
+        for s in ("0", "1"):
+            assert [r["cycle"] for r in rows if r["method"] == m and r["seed"] == s] == ["0", "1", "2"]
+    # cycle 0 is the same model for every method of a seed: the same mAP and labeled set
+    for s in ("0", "1"):
+        c0 = {r["map50"] for r in rows if r["seed"] == s and r["cycle"] == "0"}
+        assert len(c0) == 1
+        states = [np.load(uninterrupted / m / f"seed{s}" / "state_cycle_000.npz")["cycle_of"]
+                  for m in ("random-r", "entropy-mean", "oracle-fp")]
+        assert all((st == states[0]).all() for st in states)
+    assert (uninterrupted / "results.md").is_file() and (uninterrupted / "results_curves.png").is_file()
+    assert "Paired diff. to random-r" in (uninterrupted / "results.md").read_text()
+
+
+def test_rerun_skips_finished_runs(tiny, uninterrupted):
+    t = time.perf_counter()
+    res = _grid(tiny, uninterrupted, "--seeds", "0,1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("finished before") == 2 + 6 + 2  # cycle 0, methods, references
+    assert time.perf_counter() - t < 120
+
+
+def test_killed_grid_resumes_to_the_same_rows(tiny, uninterrupted, tmp_path):
+    work = tmp_path / "grid"
+    proc = subprocess.Popen([*GRID, str(tiny / "cfgs"), "--work-dir", str(work), "--workers", "2", "--seeds", "0,1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # kill the whole grid (its workers die with it) once some method run has finished a cycle
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(work.glob("*/seed*/cycle_001/row.json")):
+            time.sleep(0.2)
+        assert list(work.glob("*/seed*/cycle_001/row.json")), "no cycle finished in time"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    time.sleep(1.0)
+    assert not (work / "results.csv").exists()
+    # no orphaned worker goes on writing: nothing changes in the work dir once the grid is dead
+    before = sorted((p, p.stat().st_mtime_ns) for p in work.rglob("*") if p.is_file())
+    time.sleep(2.0)
+    assert sorted((p, p.stat().st_mtime_ns) for p in work.rglob("*") if p.is_file()) == before
+    res = _grid(tiny, work, "--seeds", "0,1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _rows(work) == _rows(uninterrupted)
+
+
+def test_failing_run_is_reported_and_the_others_finish(tiny, tmp_path):
+    cfgs = tmp_path / "cfgs"
+    cfgs.mkdir()
+    for p in (tiny / "cfgs").glob("*.py"):
+        (cfgs / p.name).write_text(p.read_text().replace("_protocol.py", str(tiny / "cfgs" / "_protocol.py")))
+    work = tmp_path / "grid"
+    env = {**os.environ, "VIDAL_FAIL_ACQUISITION": "oracle_fp"}
+    res = subprocess.run([*GRID, str(cfgs), "--work-dir", str(work), "--workers", "2", "--seeds", "0",
+                          "--no-reference"], capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 1
+    assert "failed: oracle-fp_seed0" in res.stderr
+    assert {r["method"] for r in _rows(work)} == {"random-r", "entropy-mean"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "random-r,nope"], "unknown method 'nope'; valid: entropy-mean, oracle-fp, random-r"),
+    (["--seeds", "0,one"], "--seeds must be comma-separated integers >= 0 like 0,1,2, got '0,one'"),
+    (["--seeds", "1,1"], "--seeds names a seed twice"),
+    (["--workers", "0"], "--workers must be >= 1"),
+])
+def test_bad_input_is_one_line_before_any_work(tiny, tmp_path, args, message):
+    work = tmp_path / "grid"
+    res = _grid(tiny, work, *args)
+    assert res.returncode != 0
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not work.exists()
+
+
+def test_work_dir_holding_another_grid_is_refused(tiny, uninterrupted, tmp_path):
+    cfgs = tmp_path / "cfgs"
+    cfgs.mkdir()
+    text = (tiny / "cfgs" / "_protocol.py").read_text().replace("budget=3", "budget=2")
+    (cfgs / "_protocol.py").write_text(text)
+    (cfgs / "random-r.py").write_text('_base_ = ["_protocol.py"]\nacquisition = dict(name="random_r")\n')
+    res = subprocess.run([*GRID, str(cfgs), "--work-dir", str(uninterrupted), "--seeds", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "holds" in res.stderr and "choose another --work-dir" in res.stderr
+    # a folder that is no grid at all
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    res = _grid(tiny, other, "--seeds", "0")
+    assert res.returncode != 0 and "holds no grid" in res.stderr
+
+
+def test_methods_that_do_not_share_a_protocol_are_refused(tiny, tmp_path):
+    cfgs = tmp_path / "cfgs"
+    cfgs.mkdir()
+    (cfgs / "_protocol.py").write_text((tiny / "cfgs" / "_protocol.py").read_text())
+    (cfgs / "a.py").write_text('_base_ = ["_protocol.py"]\nacquisition = dict(name="random_r")\n')
+    (cfgs / "b.py").write_text('_base_ = ["_protocol.py"]\nacquisition = dict(name="entropy")\nschedule = dict(lr=0.02)\n')
+    res = subprocess.run([*GRID, str(cfgs), "--work-dir", str(tmp_path / "g"), "--seeds", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "b.py: its protocol" in res.stderr and "Traceback" not in res.stderr
+
+
+# --------------------------------------------------------------------------- pure parts
+def test_inputs_and_plan(tiny, tmp_path):
+    methods = discover_methods(tiny / "cfgs")
+    assert list(methods) == ["entropy-mean", "oracle-fp", "random-r"]  # _protocol.py is a base
+    assert list(choose_methods(methods, "random-r,oracle-fp")) == ["random-r", "oracle-fp"]
+    with pytest.raises(GridError, match="twice"):
+        choose_methods(methods, "random-r,random-r")
+    assert parse_seeds("0, 1,2") == [0, 1, 2]
+    with pytest.raises(GridError):
+        parse_seeds("-1")
+    assert threads_per_worker(2, 2) == 1 and threads_per_worker(1, 2) == 2 and threads_per_worker(4, 2) == 1
+    jobs = plan(methods, [0, 1], tmp_path, reference=True)
+    assert [j.name for j in jobs[:2]] == ["cycle0_seed0", "cycle0_seed1"]
+    assert [j.name for j in jobs[-2:]] == ["all-data_seed0", "all-data_seed1"]
+    assert all(j.after == f"cycle0_seed{j.seed}" for j in jobs if j.kind == "method")
+
+
+def test_paired_difference_and_interval():
+    rows = [{"method": m, "seed": s, "cycle": 1, "map50": v, "labeled_frames": 10}
+            for m, vals in (("a", [0.5, 0.6, 0.7]), ("b", [0.4, 0.55, 0.6])) for s, v in enumerate(vals)]
+    p = paired_difference(rows, "a", "b", 1)
+    assert p["diffs"] == pytest.approx([0.1, 0.05, 0.1])
+    assert p["mean"] == pytest.approx(0.25 / 3)
+    assert p["std"] == pytest.approx(np.std([0.1, 0.05, 0.1], ddof=1))
+    half = 4.302652729911275 * p["std"] / np.sqrt(3)
+    assert p["ci95"] == pytest.approx((p["mean"] - half, p["mean"] + half))
+    assert p["above_2std"]
+
+
+def test_label_efficiency_and_selection_distance():
+    assert label_efficiency(np.array([10, 20, 30]), np.array([0.2, 0.4, 0.6]), 0.5) == pytest.approx(25.0)
+    assert label_efficiency(np.array([10, 20]), np.array([0.2, 0.3]), 0.5) is None
+    assert label_efficiency(np.array([10, 20]), np.array([0.6, 0.7]), 0.5) == 10.0
+    v = np.array([0, 0, 0, 1, 1, 1])
+    d = selection_distance(np.array([0, 1]), np.array([3, 4]), v)
+    assert d["jaccard"] == 0.0 and d["video_tv"] == 1.0
+    d = selection_distance(np.array([0, 3]), np.array([1, 4]), v)
+    assert d["jaccard"] == 0.0 and d["video_tv"] == 0.0
