@@ -162,3 +162,55 @@ def test_resumed_double_run_is_identical(tiny, tmp_path, runs):
     Experiment(_config(tiny, "margin"), work, SEED, resume=True, progress=False, threads=1,
                echo=lambda s: None).run()
     assert not same(runs["margin"], record(work), "margin")
+
+
+# --------------------------------------------------------------------------- extension points
+
+
+def test_worked_example_of_docs_architecture_runs(tiny, tmp_path, monkeypatch):
+    """docs/architecture.md's worked example (a new need = one provider, a new acquisition = one
+    class + registry line + config) runs the loop; registries restored afterwards."""
+    import vidal.loop
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    block = text.split("<!-- worked example -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setattr(vidal.loop, "CONTEXT_PROVIDERS", dict(vidal.loop.CONTEXT_PROVIDERS))
+    monkeypatch.setattr(ACQUISITIONS, "_items", dict(ACQUISITIONS._items))
+    ns: dict = {}
+    exec(compile(block, "docs/architecture.md", "exec"), ns)  # noqa: S102 - our own doc
+    cfg = _config(tiny, "entropy")
+    cfg["acquisition"] = ns["acquisition"]
+    cfg["al"]["reference"] = False
+    work = tmp_path / "early"
+    Experiment(cfg, work, SEED, progress=False, threads=1, echo=lambda s: None).run()
+    from vidal.data import VideoDataset
+
+    ds = VideoDataset(tiny / "train.h5")
+    for c in range(3):
+        with np.load(work / f"cycle_{c:03d}" / "selection.npz") as z:
+            position = np.array([ds.locate(int(i))[1] for i in z["candidates"]])
+            assert (z["scores"] == -position).all()
+            assert len(z["selected"]) == 3
+
+
+def test_unknown_need_and_tracker_keys_are_one_line_errors(tiny, tmp_path, monkeypatch):
+    from vidal.config import ConfigError
+
+    cfg = _config(tiny, "temporal_coherence")
+    cfg["tracker"] = {"name": "identity", "typo": 1}
+    with pytest.raises(ConfigError, match=r"tracker \(identity\): unknown key\(s\) typo; valid keys: name") as e:
+        Experiment(cfg, tmp_path / "w", SEED, progress=False)
+    assert "\n" not in str(e.value)
+
+    class NeedsMoon:
+        name = "needs_moon"
+        needs = frozenset({"moon"})
+
+        def score(self, ctx):
+            return np.zeros(len(ctx.candidates))
+
+    monkeypatch.setattr(ACQUISITIONS, "_items", {**ACQUISITIONS._items, "needs_moon": NeedsMoon})
+    cfg = _config(tiny, "needs_moon")
+    with pytest.raises(ConfigError, match=r"acquisition \(needs_moon\) needs moon; the loop provides predictions"):
+        Experiment(cfg, tmp_path / "w", SEED, progress=False)
+    assert not (tmp_path / "w").exists()

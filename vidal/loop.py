@@ -1,25 +1,32 @@
-"""The active-learning experiment (design.md 1, 5.4; thesis 2.3, 2.5).
+"""The active-learning experiment (design.md 1, 5.4; thesis 2.3, 2.5), as a sequence of small steps.
 
-One readable loop, ``for cycle in range(cycles + 1)``:
+One cycle (:func:`run_cycle`), ``for cycle in range(cycles + 1)``, each step a plain function:
 
-1. **train** the detector on the labeled frames: cycle 0 from the config's start weights (e.g.
-   ``detector.weights`` = COCO), every later cycle fine-tunes the model of the previous cycle
-   (thesis 2.5.1; ``al.train_from="start"`` restarts from the start weights instead);
-2. **evaluate** it on the test split (thesis 2.5.1: NMS 0.5, scores >= 0.5, VOC AP@0.5);
-3. unless it is the last cycle: **predict** on the whole pool split (when the acquisition needs
-   predictions), build the context the acquisition declares it needs (predictions, a tracker
-   from the ``tracker`` section, ground truth for oracles), **score**, **select** (budget, temporal
-   exclusion, per-video sampling: :mod:`vidal.selection`) and **reveal** the labels.
+1. :func:`train_cycle`: train the detector on the labeled frames: cycle 0 from the config's start
+   weights (e.g. ``detector.weights`` = COCO), every later cycle fine-tunes the model of the
+   previous cycle (thesis 2.5.1; ``al.train_from="start"`` restarts from the start weights instead);
+2. :func:`evaluate_cycle`: evaluate it on the test split (thesis 2.5.1: NMS 0.5, scores >= 0.5,
+   VOC AP@0.5; :func:`vidal.training.evaluate_thesis_frames`);
+3. unless it is the last cycle, :func:`acquire`: :func:`predict_pool` (when a need is served from
+   pool predictions, :func:`vidal.training.predict_frames`), :func:`build_context` (the context
+   fields the acquisition declares it needs, each filled by its provider in
+   :data:`CONTEXT_PROVIDERS`), :func:`score_candidates`, :func:`select_frames` (budget, temporal
+   exclusion, per-video sampling: :mod:`vidal.selection`) and :func:`real_errors`, giving a
+   :class:`Selection`; then :func:`reveal`: the :class:`Oracle` labels the selected frames (today
+   :class:`SimulatedOracle`, the ground truth of the train split) and the next ALState is saved.
 
-Cycle ``c`` trains on ``initial + c * budget`` frames; ``al.cycles`` is the number of selections
-(thesis SYNTHIA-AL: 2 % initial + 5 x 2 % = 12 %, six models). ``al.reference=True`` also trains
-once on the whole pool (the "All data" row of thesis Table 2.2).
+:class:`WorkDir` owns the files: paths, atomic writes, reads, and the "is this step done" tests
+that resume uses. Cycle ``c`` trains on ``initial + c * budget`` frames; ``al.cycles`` is the number
+of selections (thesis SYNTHIA-AL: 2 % initial + 5 x 2 % = 12 %, six models). ``al.reference=True``
+also trains once on the whole train split (the "All data" row of thesis Table 2.2). Words: the
+*train split* is the dataset the frames are selected from; the *candidates* of a selection are its
+unlabeled frames.
 
 Config sections (unknown keys are errors):
 
 - ``al = dict(initial=0.02, budget=0.02, cycles=5, k=1, per_video=True, train_from="previous",
-  reference=False)``: ``initial`` / ``budget`` a fraction (float) of the pool's frames or a count
-  (int); ``k`` the temporal exclusion radius, ``per_video`` the per-video round robin (both for
+  reference=False)``: ``initial`` / ``budget`` a fraction (float) of the train split's frames or a
+  count (int); ``k`` the temporal exclusion radius, ``per_video`` the per-video round robin (both for
   every method, thesis 2.6.1; the plain ``random`` acquisition overrides them with k=0,
   per_video=False); ``train_from`` ``"previous"`` or ``"start"``; ``initial_schedule`` (default
   None) overrides ``epochs`` / ``lr`` / ``milestones`` / ``gamma`` of the schedule for cycle 0,
@@ -27,24 +34,26 @@ Config sections (unknown keys are errors):
 - ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
   the other keys go to its constructor (strict).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
-  run with ``TRACKERS.get(name).for_dataset(pool, **options)`` (``reset()`` each cycle if it has one).
+  run with ``TRACKERS.get(name).for_dataset(train_split, **options)`` (``reset()`` each cycle if it
+  has one).
 - ``dataset``, ``detector``, ``schedule``, ``evaluation``: :mod:`vidal.build`.
 
 Work dir (every file written atomically, tmp + ``os.replace``)::
 
     config.py               resolved config (vidal.config.dump)
     experiment.json         seed, command, versions (torch, torchvision, numpy, vidal), git commit
-    state_cycle_XXX.npz     ALState before training cycle XXX (cycle_of per pool frame)
+    state_cycle_XXX.npz     ALState before training cycle XXX (cycle_of per train-split frame)
     cycle_XXX/model.pt      checkpoint after training (only the latest cycle's is kept)
     cycle_XXX/train.json    training time and losses
     cycle_XXX/eval.json     test metrics
-    cycle_XXX/pool_predictions.npz   predictions on the pool (when the acquisition needs them):
-                            plain arrays (vidal.detection.base.predictions_to_arrays) and
+    cycle_XXX/pool_predictions.npz   predictions on the train split (when the acquisition needs
+                            them): plain arrays (vidal.detection.base.predictions_to_arrays) and
                             time_s, read with allow_pickle=False
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
+                            (:meth:`Selection.arrays`)
     cycle_XXX/row.json      the metrics row of the cycle
     metrics.jsonl           all rows, one per cycle
-    reference.json          all-data reference (al.reference)
+    reference.json          all-data reference (al.reference); reference/ its model and train.json
     cycle0.json             only in an ``only="cycle0"`` run: what its cycle-0 model depends on
     log.txt                 the lines printed
 
@@ -71,7 +80,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -87,7 +96,7 @@ from vidal.selection import (
     step_int_seed,
     step_rng,
 )
-from vidal.training import FrameView
+from vidal.training import FrameView, evaluate_thesis_frames, predict_frames, spread_indices
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
                                "train_from": "previous", "reference": False, "initial_schedule": None}
@@ -102,6 +111,8 @@ CYCLE0_FILE = "cycle0.json"
 #: ``Experiment(only=...)``: None runs the cycles (and the reference when ``al.reference``);
 #: "cycle0" trains and evaluates cycle 0 for sharing; "reference" trains only the all-data model
 ONLY = (None, "cycle0", "reference")
+#: The step directory of the all-data reference model (a cycle's is ``cycle_XXX``)
+REFERENCE = "reference"
 
 
 class ExperimentError(ValueError):
@@ -167,11 +178,216 @@ def read_pool_predictions(path: Path, n_frames: int) -> tuple[list, float]:
     return predictions, time_s
 
 
+# ----------------------------------------------------------------------------- the work dir
+
+
+class WorkDir:
+    """The files of one experiment (module docstring, "Work dir"): paths, atomic writes, reads,
+    and whether a step is done (resume skips the steps whose files exist).
+
+    A *step directory* is ``cycle_XXX`` for cycle ``c`` (an int) or ``reference`` (:data:`REFERENCE`).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # ---- paths
+    def step_dir(self, step: int | str, *, make: bool = False) -> Path:
+        d = self.root / (step if isinstance(step, str) else f"cycle_{step:03d}")
+        if make:
+            d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def cycle_dir(self, c: int) -> Path:
+        """``cycle_XXX``, created if missing."""
+        return self.step_dir(c, make=True)
+
+    def path(self, step: int | str, name: str) -> Path:
+        return self.step_dir(step) / name
+
+    def state_path(self, c: int) -> Path:
+        return self.root / f"state_cycle_{c:03d}.npz"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def reference_path(self) -> Path:
+        return self.root / "reference.json"
+
+    @property
+    def cycle0_path(self) -> Path:
+        return self.root / CYCLE0_FILE
+
+    # ---- is this step done
+    def has_state(self, c: int) -> bool:
+        return self.state_path(c).is_file()
+
+    def trained(self, step: int | str) -> bool:
+        return self.path(step, "train.json").is_file() and self.path(step, "model.pt").is_file()
+
+    def evaluated(self, c: int) -> bool:
+        return self.path(c, "eval.json").is_file()
+
+    def selected(self, c: int) -> bool:
+        return self.path(c, "selection.npz").is_file()
+
+    def finished(self, c: int) -> bool:
+        return self.path(c, "row.json").is_file()
+
+    # ---- reads and writes
+    def read(self, step: int | str, name: str) -> Any:
+        return read_json(self.path(step, name))
+
+    def write(self, step: int | str, name: str, obj: Any) -> None:
+        write_json(self.step_dir(step, make=True) / name, obj)
+
+    def save_state(self, state: ALState, c: int) -> None:
+        sd = state.state_dict()
+        atomic_write(self.state_path(c), lambda f: np.savez(f, format=STATE_FORMAT, cycle=c, **sd))
+
+    def load_state(self, c: int, n_frames: int) -> ALState:
+        state = ALState(n_frames)
+        with np.load(self.state_path(c)) as z:
+            state.load_state_dict({"cycle_of": z["cycle_of"]})
+        return state
+
+    def read_pool_predictions(self, c: int, n_frames: int) -> tuple[list, float] | None:
+        """``(predictions, time_s)`` of cycle ``c``, None when not predicted yet."""
+        path = self.path(c, "pool_predictions.npz")
+        return read_pool_predictions(path, n_frames) if path.is_file() else None
+
+    def write_pool_predictions(self, c: int, predictions: Sequence, time_s: float) -> None:
+        write_pool_predictions(self.path(c, "pool_predictions.npz"), predictions, time_s)
+
+    def write_selection(self, c: int, sel: Selection) -> None:
+        atomic_write(self.path(c, "selection.npz"), lambda f: np.savez(f, **sel.arrays()))
+
+    def read_selection(self, c: int) -> Selection:
+        with np.load(self.path(c, "selection.npz")) as z:
+            return Selection.from_arrays({k: z[k] for k in z.files})
+
+    def write_metrics(self) -> list[dict]:
+        """``metrics.jsonl`` from the ``row.json`` of the finished cycles; returns the rows."""
+        rows = []
+        while self.finished(len(rows)):
+            rows.append(self.read(len(rows), "row.json"))
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        atomic_write(self.metrics_path, lambda f: f.write(text), "w")
+        return rows
+
+    def append_log(self, line: str) -> None:
+        with open(self.root / "log.txt", "a") as f:
+            f.write(line + "\n")
+
+    # ---- the experiment's identity
+    def check(self, config_text: str, seed: int, resume: bool) -> bool:
+        """Whether the work dir is fresh (True) or holds this very experiment (False, needs
+        ``resume``); anything else is a one-line :class:`ExperimentError`."""
+        exp, conf = self.root / "experiment.json", self.root / "config.py"
+        if not (exp.is_file() and conf.is_file()):
+            if self.root.exists() and any(p.name != "log.txt" for p in self.root.iterdir()):
+                raise ExperimentError(f"{self.root} is not empty and holds no vidal AL experiment; "
+                                      f"choose another --work-dir")
+            return True
+        old_seed, old_text = read_json(exp).get("seed"), conf.read_text()
+        if old_text != config_text or old_seed != seed:
+            diff = []
+            if old_seed != seed:
+                diff.append(f"seed {old_seed} vs {seed}")
+            if old_text != config_text:
+                changed = set(old_text.splitlines()) ^ set(config_text.splitlines())
+                keys = sorted({ln.split(" = ")[0] for ln in changed if " = " in ln})
+                diff.append(f"config sections {', '.join(keys)}")
+            raise ExperimentError(f"{self.root} holds a different experiment ({'; '.join(diff)}); "
+                                  f"choose another --work-dir")
+        if not resume:
+            raise ExperimentError(f"{self.root} already holds this experiment; pass --resume to continue it "
+                                  f"or choose another --work-dir")
+        return False
+
+    def start(self, config_text: str, info: dict) -> None:
+        """Create the work dir with ``config.py`` and ``experiment.json``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / "config.py", lambda f: f.write(config_text), "w")
+        write_json(self.root / "experiment.json", info)
+
+
+# ----------------------------------------------------------------------------- typed values
+
+
+@dataclasses.dataclass
+class Selection:
+    """One cycle's selection (``selection.npz``).
+
+    Attributes:
+        candidates: int64 ``[K]`` the unlabeled frames the acquisition scored.
+        scores: float64 ``[K]`` their scores.
+        selected: int64 ``[m]`` the selected frames (``m <= budget``), in selection order.
+        selected_scores: float64 ``[m]``; real_fp / real_fn: ``[m]`` their real false positives /
+            negatives (counted after selection, never seen by the acquisition).
+        budget: frames asked for.
+        times: float64 ``[3]`` seconds to predict, score (acquire) and select.
+        logs: per-candidate figures of the acquisition's ``ctx.log`` (arrays ``[K]``).
+    """
+
+    candidates: np.ndarray
+    scores: np.ndarray
+    selected: np.ndarray
+    selected_scores: np.ndarray
+    real_fp: np.ndarray
+    real_fn: np.ndarray
+    budget: int
+    times: np.ndarray
+    logs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def arrays(self) -> dict[str, Any]:
+        """The arrays of ``selection.npz`` (logs as ``log_<name>``)."""
+        return {"candidates": self.candidates, "scores": self.scores, "selected": self.selected,
+                "selected_scores": self.selected_scores, "real_fp": self.real_fp, "real_fn": self.real_fn,
+                "budget": self.budget, "times": self.times, **{f"log_{k}": v for k, v in self.logs.items()}}
+
+    @classmethod
+    def from_arrays(cls, z: dict[str, np.ndarray]) -> Selection:
+        return cls(z["candidates"], z["scores"], z["selected"], z["selected_scores"], z["real_fp"], z["real_fn"],
+                   int(z["budget"]), z["times"], {k[4:]: z[k] for k in z if k.startswith("log_")})
+
+    def row(self) -> dict[str, Any]:
+        """The selection's fields of a metrics row."""
+        m = len(self.selected)
+        pos = np.searchsorted(self.candidates, self.selected)
+        mean = lambda a: float(a.mean()) if m else None  # noqa: E731
+        return {"time_predict_s": float(self.times[0]), "time_acquire_s": float(self.times[1]),
+                "time_select_s": float(self.times[2]), "budget": self.budget, "selected": m,
+                "shortfall": self.budget - m, "selected_real_fp_mean": mean(self.real_fp),
+                "selected_real_fn_mean": mean(self.real_fn), "selected_score_mean": mean(self.selected_scores),
+                "log": {k: mean(v[pos]) for k, v in self.logs.items()}}
+
+
+class Oracle(Protocol):
+    """Who reveals labels: ``reveal(frames)`` returns the ground truth of each frame (train-split
+    flat indices), as :meth:`vidal.data.VideoDataset.ground_truth`."""
+
+    def reveal(self, frames: np.ndarray) -> list[dict]: ...
+
+
+class SimulatedOracle:
+    """The simulated annotator of an AL benchmark: the train split's own ground truth (which the
+    training then reads from the split through :class:`vidal.training.FrameView`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def reveal(self, frames: np.ndarray) -> list[dict]:
+        return [self.dataset.ground_truth(int(i)) for i in frames]
+
+
 # ----------------------------------------------------------------------------- config sections
 
 
 @dataclasses.dataclass
-class Protocol:
+class ALProtocol:
     """The ``al`` section resolved against the pool size."""
 
     initial: int
@@ -223,7 +439,7 @@ def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def resolve_protocol(cfg: dict, n_frames: int) -> Protocol:
+def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     al = al_section(cfg)
     where = cfg.get("_config_path_", "config")
     try:
@@ -234,7 +450,7 @@ def resolve_protocol(cfg: dict, n_frames: int) -> Protocol:
         raise ConfigError(f"{where}: {e}") from None
     if initial < 1:
         raise ConfigError(f"{where}: al.initial must label at least one frame")
-    return Protocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
+    return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
 
 
 def _accepted(fn) -> tuple[set[str], bool]:
@@ -286,128 +502,391 @@ def tracker_section(cfg: dict, needs: frozenset) -> tuple[str, dict] | None:
     return (name, tr) if "tracks" in needs else None
 
 
+# ----------------------------------------------------------------------------- the acquisition context
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """How the loop fills the context fields of one need (:data:`vidal.acquisition.base.NEEDS`).
+
+    ``fields(exp, predictions)`` returns the :class:`~vidal.acquisition.AcquisitionContext` fields to
+    set (``predictions``: the cycle's pool predictions, None when no need asked for them);
+    ``uses_pool_predictions``: the loop predicts the whole train split first (and reuses these
+    predictions for the real errors of the selected frames).
+    """
+
+    fields: Callable[[Experiment, list | None], dict[str, Any]]
+    uses_pool_predictions: bool = False
+
+
+def _provide_tracker(exp: Experiment, predictions: list | None) -> dict[str, Any]:
+    tracker = exp.tracker
+    if hasattr(tracker, "reset"):  # one tracker per run (its flow cache is read once); fresh state per cycle
+        tracker.reset()
+    return {"tracker": tracker}
+
+
+#: ``{need: provider}``: a new need of an acquisition is one entry here (and its name in NEEDS).
+#: "tracks" also predicts the pool: the tracks link the detections of neighbouring frames.
+CONTEXT_PROVIDERS: dict[str, Provider] = {
+    "predictions": Provider(lambda exp, predictions: {"predictions": predictions}, uses_pool_predictions=True),
+    "tracks": Provider(_provide_tracker, uses_pool_predictions=True),
+    "ground_truth": Provider(lambda exp, predictions: {"ground_truth": exp.train_set.ground_truth}),
+}
+
+
+def build_context(exp: Experiment, c: int, state: ALState, predictions: list | None):
+    """The :class:`~vidal.acquisition.AcquisitionContext` of cycle ``c``: the fields every
+    acquisition gets, and those of its needs from :data:`CONTEXT_PROVIDERS`."""
+    from vidal.acquisition import AcquisitionContext
+
+    ctx = AcquisitionContext(
+        dataset=exp.train_set, candidates=state.unlabeled, labeled=state.labeled_mask, num_classes=exp.num_classes,
+        class_names=exp.classes, cycle=c, rng=step_rng(exp.seed, c, "acquire"),
+        labeled_class_counts=labeled_class_counts(exp, state),
+        evaluation={k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
+    for need in sorted(exp.needs, key=list(CONTEXT_PROVIDERS).index):
+        for name, value in CONTEXT_PROVIDERS[need].fields(exp, predictions).items():
+            setattr(ctx, name, value)
+    return ctx
+
+
+def labeled_class_counts(exp: Experiment, state: ALState) -> np.ndarray:
+    """int64 ``[C + 1]``: boxes per class id in the labeled frames."""
+    counts = np.zeros(exp.num_classes + 1, np.int64)
+    for i in state.labeled:
+        labels = exp.train_set.ground_truth(int(i))["labels"]
+        counts += np.bincount(labels, minlength=exp.num_classes + 1)[:exp.num_classes + 1]
+    return counts
+
+
+# ----------------------------------------------------------------------------- the steps of a cycle
+
+
+def _seconds_since(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | str, *,
+                start: Path | None, kind: str) -> dict:
+    """Train a fresh detector (from ``start`` when given, else the config's start weights) on
+    ``frames`` of the train split; writes ``model.pt`` and ``train.json`` in ``step``'s directory and
+    returns the training info. ``kind`` ("train" / "reference") names the RNG step."""
+    det = exp.new_detector(cycle, kind)
+    if start is not None:
+        det.load_weights(start)
+    exp.seed_torch(cycle, kind)
+    t0 = time.perf_counter()
+    overrides = exp.initial_schedule if (cycle == 0 and kind == "train") else {}
+    history = det.train(FrameView(exp.train_set, frames), progress=exp.progress, **overrides)
+    seconds = _seconds_since(t0)
+    det.save(exp.wd.step_dir(step, make=True) / "model.pt")
+    losses = [h["loss"] for h in history]
+    info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
+            "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+            "start": str(start) if start else "config"}
+    exp.wd.write(step, "train.json", info)
+    exp.remember_detector(cycle if kind == "train" else None, det)
+    return info
+
+
+def train_cycle(exp: Experiment, c: int, labeled: np.ndarray) -> dict:
+    """Step 1: train cycle ``c``'s model (fine-tuning the previous one unless ``train_from="start"``)."""
+    start = None
+    if c > 0 and exp.protocol.train_from == "previous":
+        start = exp.wd.path(c - 1, "model.pt")
+    exp.log(f"cycle {c}: train on {len(labeled)} frames "
+            f"({'fine-tune cycle ' + str(c - 1) if start else 'from the config start weights'})")
+    info = train_model(exp, labeled, c, c, start=start, kind="train")
+    exp.log(f"cycle {c}: trained in {info['time_s']:.1f} s")
+    return info
+
+
+def evaluate_model(exp: Experiment, det) -> dict:
+    """Thesis metrics of ``det`` on the test split (``evaluation.max_frames`` frames spread over it):
+    ``mAP``, ``AP``, ``per_class``, ``num_frames``, ``time_s`` (what ``eval.json`` holds)."""
+    t0 = time.perf_counter()
+    spread = spread_indices(len(exp.test_set), exp.eval_options["max_frames"])
+    frames = [int(i) for i in (range(len(exp.test_set)) if spread is None else spread)]
+    preds = predict_frames(det, exp.test_set, frames, batch_size=exp.predict_chunk(det), progress=exp.progress,
+                           desc="evaluate")
+    res = evaluate_thesis_frames(exp.test_set, preds, frames, **{k: exp.eval_options[k] for k in
+                                                                   ("score_threshold", "nms_iou", "matching")})
+    return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"], "num_frames": len(frames),
+            "time_s": _seconds_since(t0)}
+
+
+def evaluate_cycle(exp: Experiment, c: int, n_labeled: int) -> dict:
+    """Step 2: cycle ``c``'s ``eval.json`` (evaluated now unless done)."""
+    if not exp.wd.evaluated(c):
+        n_eval = min(len(exp.test_set), exp.eval_options["max_frames"] or len(exp.test_set))
+        exp.log(f"cycle {c}: evaluate on {n_eval} of the {len(exp.test_set)} test frames")
+        exp.wd.write(c, "eval.json", evaluate_model(exp, exp.detector(c)))
+    ev = exp.wd.read(c, "eval.json")
+    exp.log(f"cycle {c}: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
+            f"with {n_labeled} labeled frames")
+    return ev
+
+
+def predict_pool(exp: Experiment, c: int, det) -> tuple[list | None, float]:
+    """Step 3a: ``(predictions on every train-split frame, seconds)`` when a need uses them (read
+    back if this cycle's are on disk), else ``(None, 0.0)``."""
+    if not any(CONTEXT_PROVIDERS[n].uses_pool_predictions for n in exp.needs):
+        return None, 0.0
+    done = exp.wd.read_pool_predictions(c, len(exp.train_set))
+    if done is not None:
+        return done
+    exp.log(f"cycle {c}: predict on the pool ({len(exp.train_set)} frames)")
+    t0 = time.perf_counter()
+    predictions = predict_frames(det, exp.train_set, None, batch_size=exp.predict_chunk(det), progress=exp.progress,
+                                 desc="predict pool")
+    seconds = _seconds_since(t0)
+    exp.wd.write_pool_predictions(c, predictions, seconds)
+    return predictions, seconds
+
+
+def score_candidates(exp: Experiment, ctx) -> tuple[np.ndarray, float]:
+    """Step 3c: ``(float64 scores of ctx.candidates, seconds)``, checked."""
+    t0 = time.perf_counter()
+    scores = np.asarray(exp.acquisition.score(ctx), np.float64)
+    if scores.shape != ctx.candidates.shape or not np.all(np.isfinite(scores)):
+        raise RuntimeError(f"acquisition {exp.acquisition_name} returned scores of shape {scores.shape} "
+                           f"(finite: {bool(np.all(np.isfinite(scores)))}) for {len(ctx.candidates)} candidates")
+    return scores, _seconds_since(t0)
+
+
+def select_frames(exp: Experiment, c: int, state: ALState, candidates: np.ndarray,
+                  scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """Step 3d: ``(selected frames, seconds)`` under the budget, temporal exclusion and per-video rules."""
+    t0 = time.perf_counter()
+    selected = select(scores, candidates, exp.protocol.budget, state, exp.video_of_frames, k=exp.k,
+                      per_video=exp.per_video, rng=step_rng(exp.seed, c, "select"))
+    seconds = _seconds_since(t0)
+    if len(selected) < exp.protocol.budget:
+        exp.log(f"cycle {c}: warning: only {len(selected)} of {exp.protocol.budget} frames could be "
+                f"selected (temporal exclusion k={exp.k})")
+    return selected, seconds
+
+
+def real_errors(exp: Experiment, det, selected: np.ndarray, predictions: list | None) -> tuple[np.ndarray, float]:
+    """Step 3e: int ``[m, 2]`` real (FP, FN) of the selected frames, counted AFTER the selection
+    (never seen by the acquisition), and the seconds spent predicting them (when the pool was not)."""
+    from vidal.acquisition.oracle import errors_of_frames
+
+    t0 = time.perf_counter()
+    if predictions is not None:
+        sel_preds = {int(i): predictions[int(i)] for i in selected}
+    else:
+        preds = predict_frames(det, exp.train_set, selected, batch_size=exp.predict_chunk(det),
+                               progress=exp.progress, desc="predict selected")
+        sel_preds = dict(zip((int(i) for i in selected), preds))
+    seconds = _seconds_since(t0)
+    errors = errors_of_frames(selected, sel_preds, exp.train_set.ground_truth, exp.num_classes,
+                              **{k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
+    return errors, seconds
+
+
+def candidate_logs(log: dict[str, Any], candidates: np.ndarray) -> dict[str, np.ndarray]:
+    """The numeric per-candidate arrays of an acquisition's ``ctx.log`` (the rest is not stored)."""
+    out = {}
+    for key, value in log.items():
+        arr = np.asarray(value)
+        if arr.shape[:1] == candidates.shape and arr.dtype.kind in "biuf":
+            out[key] = arr
+    return out
+
+
+def acquire(exp: Experiment, c: int, state: ALState) -> Selection:
+    """Step 3: predict the pool (if needed), build the context, score, select, count the real
+    errors; writes and returns cycle ``c``'s :class:`Selection`."""
+    det = exp.detector(c)
+    # global RNGs too (an acquisition or tracker may use them): a resumed step reproduces
+    exp.seed_torch(c, "acquire")
+    np.random.seed(step_int_seed(exp.seed, c, "acquire"))
+    predictions, t_predict = predict_pool(exp, c, det)
+    exp.log(f"cycle {c}: acquire ({exp.acquisition_name})")
+    if os.environ.get("VIDAL_FAIL_ACQUISITION") == exp.acquisition_name:  # test hook: a run that fails
+        raise RuntimeError(f"VIDAL_FAIL_ACQUISITION={exp.acquisition_name}")
+    ctx = build_context(exp, c, state, predictions)
+    scores, t_acquire = score_candidates(exp, ctx)
+    selected, t_select = select_frames(exp, c, state, ctx.candidates, scores)
+    errors, t_more = real_errors(exp, det, selected, predictions)
+    pos = np.searchsorted(ctx.candidates, selected)
+    sel = Selection(ctx.candidates, scores, selected, scores[pos], errors[:, 0], errors[:, 1], exp.protocol.budget,
+                    np.array([t_predict + t_more, t_acquire, t_select]), candidate_logs(ctx.log, ctx.candidates))
+    exp.wd.write_selection(c, sel)
+    return sel
+
+
+def reveal(exp: Experiment, state: ALState, sel: Selection, c: int) -> ALState:
+    """Step 4: the oracle labels the selected frames; the ALState of cycle ``c + 1``."""
+    labels = exp.oracle.reveal(sel.selected)
+    if len(labels) != len(sel.selected):
+        raise RuntimeError(f"the oracle revealed {len(labels)} labels for {len(sel.selected)} frames")
+    nxt = ALState(len(exp.train_set))
+    nxt.load_state_dict(state.state_dict())
+    nxt.reveal(sel.selected, c + 1)
+    exp.log(f"cycle {c}: selected {len(sel.selected)} frames "
+            f"(real FP mean {sel.real_fp.mean() if len(sel.real_fp) else float('nan'):.2f})")
+    return nxt
+
+
+def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection | None) -> dict:
+    """The metrics row of cycle ``c`` (``sel`` None in the last cycle)."""
+    train = exp.wd.read(c, "train.json")
+    n = int(state.labeled_mask.sum())
+    row = {"cycle": c, "acquisition": exp.acquisition_name, "seed": exp.seed,
+           "labeled": n, "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
+           "mAP": ev["mAP"], "AP": ev["AP"],
+           "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
+           "time_predict_s": None, "time_acquire_s": None, "time_select_s": None,
+           "budget": None, "selected": None, "shortfall": None,
+           "selected_real_fp_mean": None, "selected_real_fn_mean": None, "selected_score_mean": None,
+           "log": {}}
+    if sel is not None:
+        row.update(sel.row())
+    return row
+
+
+def run_cycle(exp: Experiment, c: int) -> bool:
+    """One cycle, resuming at its first unfinished step; False when an ``only="cycle0"`` run is done."""
+    wd = exp.wd
+    wd.cycle_dir(c)
+    state = wd.load_state(c, len(exp.train_set))
+    if wd.finished(c):
+        return True
+    if c == 0 and exp.cycle0_from is not None and not wd.path(0, "train.json").is_file():
+        exp.import_cycle0()
+    if not wd.trained(c):
+        train_cycle(exp, c, state.labeled)
+    if c > 0:  # the previous cycle's checkpoint is no longer needed
+        wd.path(c - 1, "model.pt").unlink(missing_ok=True)
+    ev = evaluate_cycle(exp, c, len(state.labeled))
+    if exp.only == "cycle0":
+        write_json(wd.cycle0_path, exp.cycle0_key())
+        exp.log(f"cycle 0 done: {wd.cycle0_path} (shared with --cycle0-from)")
+        return False
+    sel = None
+    if c < exp.protocol.cycles:
+        sel = wd.read_selection(c) if wd.selected(c) else acquire(exp, c, state)
+        wd.save_state(reveal(exp, state, sel, c), c + 1)
+    wd.write(c, "row.json", cycle_row(exp, c, state, ev, sel))
+    wd.write_metrics()
+    return True
+
+
+def run_reference(exp: Experiment) -> dict:
+    """Train once on the whole train split from the start weights and evaluate (thesis Table 2.2
+    "All data"); ``reference.json``."""
+    wd = exp.wd
+    if wd.reference_path.is_file():
+        return read_json(wd.reference_path)
+    wd.step_dir(REFERENCE, make=True)
+    if not wd.trained(REFERENCE):
+        exp.log(f"reference: train on all {len(exp.train_set)} pool frames")
+        train_model(exp, np.arange(len(exp.train_set)), -1, REFERENCE, start=None, kind="reference")
+    det = exp.new_detector(-1, "reference")
+    det.load_weights(wd.path(REFERENCE, "model.pt"))
+    exp.log("reference: evaluate")
+    ev = evaluate_model(exp, det)
+    train = wd.read(REFERENCE, "train.json")
+    ref = {"acquisition": "all_data", "seed": exp.seed, "labeled": len(exp.train_set), "labeled_fraction": 1.0,
+           "mAP": ev["mAP"], "AP": ev["AP"], "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"]}
+    write_json(wd.reference_path, ref)
+    exp.log(f"reference: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} -> {wd.reference_path}")
+    return read_json(wd.reference_path)
+
+
 # ----------------------------------------------------------------------------- the experiment
 
 
 class Experiment:
     """One AL run in one work dir. ``Experiment(cfg, work_dir, seed).run()``; see the module docstring.
 
-    Everything is validated in the constructor, before any training.
+    Everything is validated in the constructor, before any training. It holds what the steps of a
+    cycle read (the splits, the protocol, the acquisition, the tracker, the oracle, the work dir)
+    and the detector of the latest cycle.
     """
 
     def __init__(self, cfg: dict, work_dir: str | os.PathLike, seed: int, *, resume: bool = False,
                  progress: bool = True, threads: int | None = None, command: str | None = None,
                  echo: Callable[[str], None] | None = None, cycle0_from: str | os.PathLike | None = None,
-                 only: str | None = None):
-        from vidal.build import check_detector, evaluation_options, open_split
-
-        self.cfg = cfg
-        self.work_dir = Path(work_dir)
-        self.seed = int(seed)
-        self.resume = resume
-        self.progress = progress
-        self.threads = threads
-        self.command = command
-        self._echo = echo or (lambda s: print(s, flush=True))
-        self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
+                 only: str | None = None, oracle: Oracle | None = None):
         if only not in ONLY:
             raise ExperimentError(f"only must be one of {', '.join(map(str, ONLY))}, got {only!r}")
-        self.only = only
+        self.cfg, self.seed, self.resume, self.progress = cfg, int(seed), resume, progress
+        self.threads, self.command, self.only = threads, command, only
+        self.wd = WorkDir(work_dir)
+        self._echo = echo or (lambda s: print(s, flush=True))
+        self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
         self.where = cfg.get("_config_path_", "config")
-        # ---- validate the sections (no training yet)
-        al_section(cfg)
-        self.acquisition = build_acquisition(cfg)
-        self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
-        self.tracker_spec = tracker_section(cfg, self.needs)
-        check_detector(cfg)
-        self.eval_options = evaluation_options(cfg)
-        self.pool = open_split(cfg, "train")
-        self.test = open_split(cfg, "test")
-        if self.pool.classes != self.test.classes:
-            raise ConfigError(f"{self.where}: train classes {self.pool.classes} differ from test classes "
-                              f"{self.test.classes}")
-        self.classes = list(self.pool.classes)
-        self.num_classes = len(self.classes)
-        self.protocol = resolve_protocol(cfg, len(self.pool))
-        self.initial_schedule = al_section(cfg)["initial_schedule"]
-        sel = dict(getattr(self.acquisition, "selection", {}) or {})
-        self.k = int(sel.get("k", self.protocol.k))
-        self.per_video = bool(sel.get("per_video", self.protocol.per_video))
-        self.video_of_frames = self.pool.video_of_frames()
+        self._check_sections(cfg)
+        self._open_splits(cfg)
         self.config_text = dump(cfg)
-        self._check_work_dir()
+        self.fresh = self.wd.check(self.config_text, self.seed, self.resume)
         if self.cycle0_from is not None:
             self._check_cycle0_source()
         self._detector = None  # (cycle, detector) in memory
         # built now (a missing flow cache or tracker weights stop the run before any training),
         # once per run: the flow cache is computed once; SiamFC is reset every cycle
-        self._tracker = self._build_tracker() if self.tracker_spec else None
+        self.tracker = self._build_tracker() if self.tracker_spec else None
+        self.oracle = oracle if oracle is not None else SimulatedOracle(self.train_set)
 
-    # ---- work dir
-    def log(self, line: str) -> None:
-        self._echo(line)
-        with open(self.work_dir / "log.txt", "a") as f:
-            f.write(line + "\n")
+    def _check_sections(self, cfg: dict) -> None:
+        """The al, acquisition, tracker, detector and evaluation sections, before any data is opened."""
+        from vidal.build import check_detector, evaluation_options
 
-    def _check_work_dir(self) -> None:
-        wd = self.work_dir
-        exp, conf = wd / "experiment.json", wd / "config.py"
-        if exp.is_file() and conf.is_file():
-            old_seed = read_json(exp).get("seed")
-            old_text = conf.read_text()
-            if old_text != self.config_text or old_seed != self.seed:
-                diff = []
-                if old_seed != self.seed:
-                    diff.append(f"seed {old_seed} vs {self.seed}")
-                if old_text != self.config_text:
-                    old_lines, new_lines = set(old_text.splitlines()), set(self.config_text.splitlines())
-                    keys = sorted({ln.split(" = ")[0] for ln in old_lines ^ new_lines if " = " in ln})
-                    diff.append(f"config sections {', '.join(keys)}")
-                raise ExperimentError(f"{wd} holds a different experiment ({'; '.join(diff)}); "
-                                      f"choose another --work-dir")
-            if not self.resume:
-                raise ExperimentError(f"{wd} already holds this experiment; pass --resume to continue it "
-                                      f"or choose another --work-dir")
-            self.fresh = False
-        else:
-            if wd.exists() and any(p.name != "log.txt" for p in wd.iterdir()):
-                raise ExperimentError(f"{wd} is not empty and holds no vidal AL experiment; choose another --work-dir")
-            self.fresh = True
+        al_section(cfg)
+        self.acquisition = build_acquisition(cfg)
+        self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
+        unknown = sorted(self.needs - set(CONTEXT_PROVIDERS))
+        if unknown:
+            raise ConfigError(f"{self.where}: acquisition ({self.acquisition_name}) needs {', '.join(unknown)}; "
+                              f"the loop provides {', '.join(CONTEXT_PROVIDERS)}")
+        self.tracker_spec = tracker_section(cfg, self.needs)
+        check_detector(cfg)
+        self.eval_options = evaluation_options(cfg)
 
-    def _start_work_dir(self) -> None:
-        wd = self.work_dir
-        wd.mkdir(parents=True, exist_ok=True)
-        if not self.fresh:
-            return
-        atomic_write(wd / "config.py", lambda f: f.write(self.config_text), "w")
-        write_json(wd / "experiment.json", {
-            "seed": self.seed, "command": self.command, "config_path": str(self.where),
-            "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit() or "unknown",
-            "threads": self.threads, "pool_frames": len(self.pool), "test_frames": len(self.test),
-            "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    def _open_splits(self, cfg: dict) -> None:
+        """The train and test splits, and what depends on the train split's size."""
+        from vidal.build import open_split
+
+        self.train_set = open_split(cfg, "train")
+        self.test_set = open_split(cfg, "test")
+        if self.train_set.classes != self.test_set.classes:
+            raise ConfigError(f"{self.where}: train classes {self.train_set.classes} differ from test classes "
+                              f"{self.test_set.classes}")
+        self.classes = list(self.train_set.classes)
+        self.num_classes = len(self.classes)
+        self.protocol = resolve_protocol(cfg, len(self.train_set))
+        self.initial_schedule = al_section(cfg)["initial_schedule"]
+        sel = dict(getattr(self.acquisition, "selection", {}) or {})
+        self.k = int(sel.get("k", self.protocol.k))
+        self.per_video = bool(sel.get("per_video", self.protocol.per_video))
+        self.video_of_frames = self.train_set.video_of_frames()
+
+    @property
+    def work_dir(self) -> Path:
+        return self.wd.root
 
     @property
     def acquisition_name(self) -> str:
         return str(getattr(self.acquisition, "name", type(self.acquisition).__name__))
 
-    def cycle_dir(self, c: int) -> Path:
-        d = self.work_dir / f"cycle_{c:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+    def log(self, line: str) -> None:
+        self._echo(line)
+        self.wd.append_log(line)
 
-    def state_path(self, c: int) -> Path:
-        return self.work_dir / f"state_cycle_{c:03d}.npz"
-
-    def save_state(self, state: ALState, c: int) -> None:
-        sd = state.state_dict()
-        atomic_write(self.state_path(c), lambda f: np.savez(f, format=STATE_FORMAT, cycle=c, **sd))
-
-    def load_state(self, c: int) -> ALState:
-        state = ALState(len(self.pool))
-        with np.load(self.state_path(c)) as z:
-            state.load_state_dict({"cycle_of": z["cycle_of"]})
-        return state
+    def _start_work_dir(self) -> None:
+        if not self.fresh:
+            self.wd.root.mkdir(parents=True, exist_ok=True)
+            return
+        self.wd.start(self.config_text, {
+            "seed": self.seed, "command": self.command, "config_path": str(self.where),
+            "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit() or "unknown",
+            "threads": self.threads, "pool_frames": len(self.train_set), "test_frames": len(self.test_set),
+            "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
     # ---- shared cycle 0 (tools/run_grid.py: every method of a seed starts from one cycle-0 model)
     def cycle0_key(self) -> dict:
@@ -434,12 +913,12 @@ class Experiment:
                                   f"use the cycle 0 of the same config (all sections but acquisition and "
                                   f"tracker), seed and --threads")
 
-    def _import_cycle0(self) -> None:
+    def import_cycle0(self) -> None:
         """Copy the shared cycle-0 model, training log and evaluation (the same files this run would
         have made: cycle 0 depends only on :meth:`cycle0_key`)."""
         import shutil
 
-        src, dst = self.cycle0_from / "cycle_000", self.cycle_dir(0)
+        src, dst = WorkDir(self.cycle0_from).step_dir(0), self.wd.cycle_dir(0)
         for name in ("model.pt", "train.json", "eval.json"):
             if not (src / name).is_file():
                 raise ExperimentError(f"{src / name} missing: the shared cycle 0 in {self.cycle0_from} is "
@@ -448,209 +927,48 @@ class Experiment:
             atomic_write(dst / name, lambda f, n=name: shutil.copyfileobj(open(src / n, "rb"), f))
         self.log(f"cycle 0: shared model of {self.cycle0_from}")
 
-    # ---- detector
-    def _seed_torch(self, cycle: int, step: str) -> int:
+    # ---- tracker and detector
+    def _build_tracker(self):
+        from vidal.registry import TRACKERS
+
+        name, options = self.tracker_spec
+        try:
+            return TRACKERS.get(name).for_dataset(self.train_set, **options)
+        except (TypeError, ValueError, OSError) as e:
+            raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+
+    def seed_torch(self, cycle: int, step: str) -> int:
         import torch
 
         s = step_int_seed(self.seed, cycle, step)
         torch.manual_seed(s)
         return s
 
-    def _new_detector(self, cycle: int, step: str = "train"):
+    def new_detector(self, cycle: int, step: str = "train"):
         from vidal.build import build_detector
 
-        s = self._seed_torch(cycle, step)
+        s = self.seed_torch(cycle, step)
         return build_detector(self.cfg, self.classes, seed=s)
+
+    def remember_detector(self, cycle: int | None, det) -> None:
+        """Keep ``det`` in memory as cycle ``cycle``'s model (None: forget the one kept)."""
+        self._detector = (cycle, det) if cycle is not None else None
 
     def detector(self, c: int):
         """The model trained in cycle ``c`` (in memory, or loaded from its checkpoint)."""
         if self._detector is not None and self._detector[0] == c:
             return self._detector[1]
-        det = self._new_detector(c)
-        det.load_weights(self.cycle_dir(c) / "model.pt")
+        det = self.new_detector(c)
+        det.load_weights(self.wd.path(c, "model.pt"))
         self._detector = (c, det)
         return det
 
-    def _train(self, frames: Sequence[int], cycle: int, out_dir: Path, *, start: Path | None, step: str) -> dict:
-        det = self._new_detector(cycle, step)
-        if start is not None:
-            det.load_weights(start)
-        self._seed_torch(cycle, step)
-        t0 = time.perf_counter()
-        overrides = self.initial_schedule if (cycle == 0 and step == "train") else {}
-        history = det.train(FrameView(self.pool, frames), progress=self.progress, **overrides)
-        seconds = time.perf_counter() - t0
-        det.save(out_dir / "model.pt")
-        losses = [h["loss"] for h in history]
-        info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
-                "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-                "start": str(start) if start else "config"}
-        write_json(out_dir / "train.json", info)
-        self._detector = (cycle, det) if step == "train" else None
-        return info
-
-    def predict(self, det, dataset, frames: Sequence[int], desc: str) -> list:
-        from tqdm import tqdm
-
-        out = []
-        chunk = max(1, getattr(getattr(det, "config", None), "predict_batch_size", 8)) * 4
-        with tqdm(total=len(frames), desc=desc, unit="frame", disable=not self.progress, leave=False) as bar:
-            for s in range(0, len(frames), chunk):
-                ids = frames[s:s + chunk]
-                out += det.predict([dataset.image(int(i)) for i in ids])
-                bar.update(len(ids))
-        return out
-
-    def evaluate(self, det) -> dict:
-        from vidal.evaluation import evaluate_thesis
-
-        from vidal.training import spread_indices
-
-        t0 = time.perf_counter()
-        spread = spread_indices(len(self.test), self.eval_options["max_frames"])
-        frames = [int(i) for i in (range(len(self.test)) if spread is None else spread)]
-        preds = self.predict(det, self.test, frames, "evaluate")
-        gts = [self.test.ground_truth(i) for i in frames]
-        res = evaluate_thesis(gts, preds, self.num_classes, class_names=self.classes,
-                              score_threshold=self.eval_options["score_threshold"],
-                              nms_iou=self.eval_options["nms_iou"], matching=self.eval_options["matching"])
-        return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"], "num_frames": len(frames),
-                "time_s": time.perf_counter() - t0}
-
-    # ---- acquisition
-    def _build_tracker(self):
-        from vidal.registry import TRACKERS
-
-        name, options = self.tracker_spec
-        try:
-            return TRACKERS.get(name).for_dataset(self.pool, **options)
-        except (TypeError, ValueError, OSError) as e:
-            raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
-
-    def tracker(self):
-        return self._tracker
-
-    def labeled_class_counts(self, state: ALState) -> np.ndarray:
-        counts = np.zeros(self.num_classes + 1, np.int64)
-        for i in state.labeled:
-            counts += np.bincount(self.pool.ground_truth(int(i))["labels"], minlength=self.num_classes + 1)[
-                :self.num_classes + 1]
-        return counts
-
-    def acquire(self, c: int, state: ALState) -> dict:
-        """Predict (if needed), score and select for cycle ``c``; writes ``selection.npz``."""
-        from vidal.acquisition import AcquisitionContext
-        from vidal.acquisition.oracle import errors_of_frames
-
-        d = self.cycle_dir(c)
-        det = self.detector(c)
-        # global RNGs too (an acquisition or tracker may use them): a resumed step reproduces
-        self._seed_torch(c, "acquire")
-        np.random.seed(step_int_seed(self.seed, c, "acquire"))
-        t_predict = 0.0
-        predictions = None
-        if "predictions" in self.needs or "tracks" in self.needs:
-            path = d / "pool_predictions.npz"
-            if path.is_file():
-                predictions, t_predict = read_pool_predictions(path, len(self.pool))
-            else:
-                self.log(f"cycle {c}: predict on the pool ({len(self.pool)} frames)")
-                t0 = time.perf_counter()
-                predictions = self.predict(det, self.pool, range(len(self.pool)), "predict pool")
-                t_predict = time.perf_counter() - t0
-                write_pool_predictions(path, predictions, t_predict)
-        self.log(f"cycle {c}: acquire ({self.acquisition_name})")
-        if os.environ.get("VIDAL_FAIL_ACQUISITION") == self.acquisition_name:  # test hook: a run that fails
-            raise RuntimeError(f"VIDAL_FAIL_ACQUISITION={self.acquisition_name}")
-        t0 = time.perf_counter()
-        candidates = state.pool
-        ctx = AcquisitionContext(
-            dataset=self.pool, candidates=candidates, labeled=state.labeled_mask, num_classes=self.num_classes,
-            class_names=self.classes, cycle=c, rng=step_rng(self.seed, c, "acquire"),
-            predictions=predictions if "predictions" in self.needs else None,
-            tracker=None, ground_truth=self.pool.ground_truth if "ground_truth" in self.needs else None,
-            labeled_class_counts=self.labeled_class_counts(state),
-            evaluation={k: self.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
-        if "tracks" in self.needs:
-            tr = self.tracker()
-            if hasattr(tr, "reset"):
-                tr.reset()
-            ctx.tracker = tr
-        scores = np.asarray(self.acquisition.score(ctx), np.float64)
-        if scores.shape != candidates.shape or not np.all(np.isfinite(scores)):
-            raise RuntimeError(f"acquisition {self.acquisition_name} returned scores of shape {scores.shape} "
-                               f"(finite: {bool(np.all(np.isfinite(scores)))}) for {len(candidates)} candidates")
-        t_acquire = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        selected = select(scores, candidates, self.protocol.budget, state, self.video_of_frames, k=self.k,
-                          per_video=self.per_video, rng=step_rng(self.seed, c, "select"))
-        t_select = time.perf_counter() - t0
-        if len(selected) < self.protocol.budget:
-            self.log(f"cycle {c}: warning: only {len(selected)} of {self.protocol.budget} frames could be "
-                     f"selected (temporal exclusion k={self.k})")
-        # real errors of the selected frames, AFTER selection (never seen by the acquisition)
-        t0 = time.perf_counter()
-        if predictions is not None:
-            sel_preds = {int(i): predictions[int(i)] for i in selected}
-        else:
-            sel_preds = dict(zip((int(i) for i in selected), self.predict(det, self.pool, selected, "predict selected")))
-        t_predict += time.perf_counter() - t0
-        errors = errors_of_frames(selected, sel_preds, self.pool.ground_truth, self.num_classes,
-                                  score_threshold=self.eval_options["score_threshold"],
-                                  nms_iou=self.eval_options["nms_iou"], matching=self.eval_options["matching"])
-        pos = np.searchsorted(candidates, selected)
-        logs = {}
-        for key, value in ctx.log.items():
-            arr = np.asarray(value)
-            if arr.shape[:1] == candidates.shape and arr.dtype.kind in "biuf":
-                logs[f"log_{key}"] = arr
-        times = np.array([t_predict, t_acquire, t_select])
-        atomic_write(d / "selection.npz", lambda f: np.savez(
-            f, candidates=candidates, scores=scores, selected=selected, selected_scores=scores[pos],
-            real_fp=errors[:, 0], real_fn=errors[:, 1], budget=self.protocol.budget, times=times, **logs))
-        return self.read_selection(c)
-
-    def read_selection(self, c: int) -> dict:
-        with np.load(self.cycle_dir(c) / "selection.npz") as z:
-            return {k: z[k] for k in z.files}
+    @staticmethod
+    def predict_chunk(det) -> int:
+        """Frames per ``predict`` call: four of the detector's prediction batches."""
+        return max(1, getattr(getattr(det, "config", None), "predict_batch_size", 8)) * 4
 
     # ---- the loop
-    def row(self, c: int, state: ALState) -> dict:
-        d = self.cycle_dir(c)
-        train, ev = read_json(d / "train.json"), read_json(d / "eval.json")
-        n = int(state.labeled_mask.sum())
-        row = {"cycle": c, "acquisition": self.acquisition_name, "seed": self.seed,
-               "labeled": n, "labeled_fraction": n / len(self.pool), "pool_frames": len(self.pool),
-               "mAP": ev["mAP"], "AP": ev["AP"],
-               "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
-               "time_predict_s": None, "time_acquire_s": None, "time_select_s": None,
-               "budget": None, "selected": None, "shortfall": None,
-               "selected_real_fp_mean": None, "selected_real_fn_mean": None, "selected_score_mean": None,
-               "log": {}}
-        if c < self.protocol.cycles:
-            sel = self.read_selection(c)
-            m = len(sel["selected"])
-            pos = np.searchsorted(sel["candidates"], sel["selected"])
-            row.update({
-                "time_predict_s": float(sel["times"][0]), "time_acquire_s": float(sel["times"][1]),
-                "time_select_s": float(sel["times"][2]), "budget": int(sel["budget"]), "selected": m,
-                "shortfall": int(sel["budget"]) - m,
-                "selected_real_fp_mean": float(sel["real_fp"].mean()) if m else None,
-                "selected_real_fn_mean": float(sel["real_fn"].mean()) if m else None,
-                "selected_score_mean": float(sel["selected_scores"].mean()) if m else None,
-                "log": {k[4:]: float(sel[k][pos].mean()) if m else None for k in sel if k.startswith("log_")}})
-        return row
-
-    def write_metrics(self) -> list[dict]:
-        rows = []
-        c = 0
-        while (self.work_dir / f"cycle_{c:03d}" / "row.json").is_file():
-            rows.append(read_json(self.work_dir / f"cycle_{c:03d}" / "row.json"))
-            c += 1
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        atomic_write(self.work_dir / "metrics.jsonl", lambda f: f.write(text), "w")
-        return rows
-
     def run(self) -> dict:
         """Run (or resume) the experiment; returns ``{"rows": [...], "reference": {...} | None}``."""
         import torch
@@ -660,83 +978,22 @@ class Experiment:
         self._start_work_dir()
         P = self.protocol
         self.log(f"{'new' if self.fresh else 'resuming'} experiment in {self.work_dir}: {self.acquisition_name}, "
-                 f"seed {self.seed}, pool {len(self.pool)} frames / {self.pool.n_videos} videos, "
+                 f"seed {self.seed}, pool {len(self.train_set)} frames / {self.train_set.n_videos} videos, "
                  f"initial {P.initial} + {P.cycles} x {P.budget} frames, k={self.k}, per_video={self.per_video}")
         if self.only == "reference":
-            return {"rows": [], "reference": self.run_reference()}
-        if not self.state_path(0).is_file():
-            state = ALState(len(self.pool))
-            state.reveal(initial_labeled(len(self.pool), P.initial, self.video_of_frames, seed=self.seed,
+            return {"rows": [], "reference": run_reference(self)}
+        if not self.wd.has_state(0):
+            state = ALState(len(self.train_set))
+            state.reveal(initial_labeled(len(self.train_set), P.initial, self.video_of_frames, seed=self.seed,
                                          k=P.k, per_video=P.per_video), 0)
-            self.save_state(state, 0)
+            self.wd.save_state(state, 0)
         for c in range(P.cycles + 1):
-            d = self.cycle_dir(c)
-            state = self.load_state(c)
-            if (d / "row.json").is_file():
-                continue
-            labeled = state.labeled
-            if c == 0 and self.cycle0_from is not None and not (d / "train.json").is_file():
-                self._import_cycle0()
-            if not (d / "train.json").is_file() or not (d / "model.pt").is_file():
-                start = None
-                if c > 0 and P.train_from == "previous":
-                    start = self.work_dir / f"cycle_{c - 1:03d}" / "model.pt"
-                self.log(f"cycle {c}: train on {len(labeled)} frames "
-                         f"({'fine-tune cycle ' + str(c - 1) if start else 'from the config start weights'})")
-                info = self._train(labeled, c, d, start=start, step="train")
-                self.log(f"cycle {c}: trained in {info['time_s']:.1f} s")
-            if c > 0:  # the previous cycle's checkpoint is no longer needed
-                (self.work_dir / f"cycle_{c - 1:03d}" / "model.pt").unlink(missing_ok=True)
-            if not (d / "eval.json").is_file():
-                n_eval = min(len(self.test), self.eval_options["max_frames"] or len(self.test))
-                self.log(f"cycle {c}: evaluate on {n_eval} of the {len(self.test)} test frames")
-                ev = self.evaluate(self.detector(c))
-                write_json(d / "eval.json", ev)
-            ev = read_json(d / "eval.json")
-            self.log(f"cycle {c}: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
-                     f"with {len(labeled)} labeled frames")
-            if self.only == "cycle0":
-                write_json(self.work_dir / CYCLE0_FILE, self.cycle0_key())
-                self.log(f"cycle 0 done: {self.work_dir / CYCLE0_FILE} (shared with --cycle0-from)")
+            if not run_cycle(self, c):
                 return {"rows": [], "reference": None}
-            if c < P.cycles:
-                if not (d / "selection.npz").is_file():
-                    self.acquire(c, state)
-                sel = self.read_selection(c)
-                nxt = ALState(len(self.pool))
-                nxt.load_state_dict(state.state_dict())
-                nxt.reveal(sel["selected"], c + 1)
-                self.log(f"cycle {c}: selected {len(sel['selected'])} frames "
-                         f"(real FP mean {sel['real_fp'].mean() if len(sel['real_fp']) else float('nan'):.2f})")
-                self.save_state(nxt, c + 1)
-            write_json(d / "row.json", self.row(c, state))
-            self.write_metrics()
-        rows = self.write_metrics()
-        reference = self.run_reference() if P.reference else None
-        self.log(f"metrics: {self.work_dir / 'metrics.jsonl'}")
+        rows = self.wd.write_metrics()
+        reference = run_reference(self) if P.reference else None
+        self.log(f"metrics: {self.wd.metrics_path}")
         return {"rows": rows, "reference": reference}
-
-    def run_reference(self) -> dict:
-        """Train once on the whole pool from the start weights and evaluate (thesis Table 2.2 "All data")."""
-        path = self.work_dir / "reference.json"
-        if path.is_file():
-            return read_json(path)
-        d = self.work_dir / "reference"
-        d.mkdir(exist_ok=True)
-        if not (d / "train.json").is_file() or not (d / "model.pt").is_file():
-            self.log(f"reference: train on all {len(self.pool)} pool frames")
-            self._train(np.arange(len(self.pool)), -1, d, start=None, step="reference")
-        det = self._new_detector(-1, "reference")
-        det.load_weights(d / "model.pt")
-        self.log("reference: evaluate")
-        ev = self.evaluate(det)
-        train = read_json(d / "train.json")
-        ref = {"acquisition": "all_data", "seed": self.seed, "labeled": len(self.pool), "labeled_fraction": 1.0,
-               "mAP": ev["mAP"], "AP": ev["AP"], "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"]}
-        write_json(path, ref)
-        self.log(f"reference: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} "
-                 f"-> {path}")
-        return read_json(path)
 
 
 def run_experiment(cfg: dict, work_dir: str | os.PathLike, seed: int, **kwargs: Any) -> dict:

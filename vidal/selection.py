@@ -91,9 +91,14 @@ class ALState:
         return np.flatnonzero(self.cycle_of >= 0).astype(np.int64)
 
     @property
-    def pool(self) -> np.ndarray:
-        """int64 sorted flat indices of the unlabeled frames."""
+    def unlabeled(self) -> np.ndarray:
+        """int64 sorted flat indices of the unlabeled frames (the candidates of a selection)."""
         return np.flatnonzero(self.cycle_of < 0).astype(np.int64)
+
+    @property
+    def pool(self) -> np.ndarray:
+        """:attr:`unlabeled` (older name)."""
+        return self.unlabeled
 
     def labeled_in(self, cycle: int) -> np.ndarray:
         """Frames whose label arrived for ``cycle``."""

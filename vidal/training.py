@@ -2,6 +2,8 @@
 ``tools/train.py``, ``tools/evaluate.py`` and the AL loop.
 
 - :func:`predict_frames`: detector output on frames of a dataset, in batches, with a progress bar.
+- :func:`evaluate_thesis_frames`: the thesis protocol's metrics, unrounded with per-class detail
+  (the AL loop's ``eval.json``).
 - :func:`evaluate_frames`: the thesis protocol (NMS 0.5, scores ≥ 0.5, VOC AP@0.5), the same AP
   without the score threshold, and optionally COCO metrics, on frames of a dataset.
 - :func:`train_detector`: train on a split with evaluation after chosen epochs, writing
@@ -83,14 +85,27 @@ def evaluate_frames(dataset, predictions: Sequence[Predictions], indices: Sequen
     indices = range(len(dataset)) if indices is None else [int(i) for i in indices]
     gts = [dataset.ground_truth(i) for i in indices]
     C, names = dataset.num_classes, list(dataset.classes)
-    thesis = evaluate_thesis(gts, predictions, C, class_names=names, nms_iou=nms_iou, score_threshold=score_threshold,
-                             matching=matching)
+    thesis = evaluate_thesis_frames(dataset, predictions, indices, score_threshold=score_threshold, nms_iou=nms_iou,
+                                    matching=matching, ground_truth=gts)
     full = evaluate_detections(gts, predictions, C, class_names=names, nms_iou=nms_iou, matching=matching)
     out = {"mAP50": thesis["mAP"], "AP50": thesis["AP"], "mAP50_all_scores": full["mAP"],
            "AP50_all_scores": full["AP"], "num_frames": len(gts)}
     if coco:
         out["coco"] = coco_metrics(gts, predictions, C, class_names=names)
     return json_safe(out, 6)
+
+
+def evaluate_thesis_frames(dataset, predictions: Sequence[Predictions], indices: Sequence[int] | None = None, *,
+                           score_threshold: float = 0.5, nms_iou: float = 0.5, matching: str = "voc",
+                           ground_truth: Sequence[dict] | None = None) -> dict[str, Any]:
+    """:func:`vidal.evaluation.evaluate_thesis` of ``predictions`` (aligned with ``indices``, default
+    all frames) against the dataset's ground truth (``ground_truth``: already read), unrounded:
+    ``mAP``, ``AP`` and ``per_class`` (what the AL loop writes in ``eval.json``)."""
+    if ground_truth is None:
+        indices = range(len(dataset)) if indices is None else [int(i) for i in indices]
+        ground_truth = [dataset.ground_truth(i) for i in indices]
+    return evaluate_thesis(ground_truth, predictions, dataset.num_classes, class_names=list(dataset.classes),
+                           nms_iou=nms_iou, score_threshold=score_threshold, matching=matching)
 
 
 def append_jsonl(path: Path, row: dict) -> None:

@@ -24,7 +24,9 @@ class IdentityTracker:
         self.n_frames = [int(n) for n in n_frames]
 
     @classmethod
-    def for_dataset(cls, dataset, **_) -> "IdentityTracker":
+    def for_dataset(cls, dataset) -> "IdentityTracker":
+        """The tracker of ``dataset``; it has no options (a ``tracker`` config section with any key
+        but ``name`` is an error naming the key)."""
         return cls([v.n_frames for v in dataset.videos])
 
     def propagate(self, video: int, frame: int, boxes: np.ndarray, delta: int) -> np.ndarray:
