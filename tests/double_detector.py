@@ -1,7 +1,7 @@
 """A scripted test-double detector (issue 13: "behaviour unchanged" on any machine).
 
-``DoubleDetector`` is registered as the detector backend ``"double"`` when this module is imported,
-so a config ``detector = dict(backend="double", datasets=(TRAIN_H5, TEST_H5))`` builds it through
+Inside ``with registered():`` ``DoubleDetector`` is the detector backend ``"double"``, so a config
+``detector = dict(backend="double", datasets=(TRAIN_H5, TEST_H5))`` builds it through
 :func:`vidal.build.build_detector` like any backend; the AL loop needs no hook for it.
 
 - ``predict(images)`` looks each image up (by the SHA-256 of its pixels) in the ground truth of the
@@ -21,6 +21,7 @@ so a config ``detector = dict(backend="double", datasets=(TRAIN_H5, TEST_H5))`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -197,5 +198,15 @@ class DoubleDetector:
         return det
 
 
-if BACKEND not in DETECTORS:
-    DETECTORS.register(BACKEND)(DoubleDetector)
+@contextlib.contextmanager
+def registered():
+    """:data:`vidal.registry.DETECTORS` with the ``"double"`` backend inside the block, the real
+    list restored afterwards (other tests' error messages list the registered backends)."""
+    import vidal.detection  # noqa: F401 - the real backends register first, in the real registry
+
+    saved = DETECTORS._items
+    DETECTORS._items = {**saved, BACKEND: DoubleDetector}
+    try:
+        yield DoubleDetector
+    finally:
+        DETECTORS._items = saved

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import double_detector  # noqa: F401 - registers the "double" detector backend
 import vidal.acquisition  # noqa: F401 - registers the acquisitions
+from double_detector import registered
 from tiny_videos import write_split
 from vidal.config import load_config
 from vidal.loop import Experiment
@@ -31,6 +31,13 @@ FIXTURE = Path(__file__).parent / "fixtures" / "loop_pinned.json"
 TRAIN_LENGTHS = [6, 10, 14, 12]
 TEST_LENGTHS = [6, 6, 8]
 SEED = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _double_backend():
+    """The "double" detector backend, for this module's tests only."""
+    with registered():
+        yield
 
 
 @pytest.fixture(scope="module")
