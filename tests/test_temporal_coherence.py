@@ -15,7 +15,6 @@ from vidal.acquisition.base import Acquisition, AcquisitionContext
 from vidal.acquisition.temporal_coherence import (
     DEFAULTS,
     TemporalCoherence,
-    _match_frame,
     check_params,
     estimate_errors,
     estimate_video,
@@ -24,7 +23,7 @@ from vidal.acquisition.temporal_coherence import (
     true_errors,
 )
 from vidal.detection.base import Predictions
-from vidal.evaluation import match_detections
+from vidal.evaluation import match_detections, match_frame
 from vidal.graphcut import have_pymaxflow
 from vidal.registry import ACQUISITIONS
 from vidal.tracking.identity import IdentityTracker
@@ -312,16 +311,18 @@ def test_acquisition_through_the_protocol():
 # ----------------------------------------------------------------------------- checking against ground truth
 
 
-def test_match_frame_agrees_with_the_evaluator():
+@pytest.mark.parametrize("matching", ["voc", "coco"])
+def test_match_frame_agrees_with_the_evaluator(matching):
     rng = np.random.default_rng(5)
     for _ in range(50):
         m, n = int(rng.integers(0, 5)), int(rng.integers(0, 6))
         gxy, dxy = rng.uniform(0, 40, (m, 2)), rng.uniform(0, 40, (n, 2))
         gb, db = np.concatenate([gxy, gxy + 20], 1), np.concatenate([dxy, dxy + 20], 1)
         gl, dl, ds = rng.integers(1, 3, m), rng.integers(1, 3, n), rng.uniform(0, 1, n)
-        tp, _ = _match_frame(gb, gl, db, dl, ds)
+        gt_of_det, _ = match_frame(gb, gl, db, dl, ds, matching=matching)
+        tp = gt_of_det >= 0
         for cls in (1, 2):
-            sc, is_tp, _ = match_detections([(gb, gl)], [(db, dl, ds)], cls)
+            sc, is_tp, _ = match_detections([(gb, gl)], [(db, dl, ds)], cls, matching=matching)
             k = np.flatnonzero(dl == cls)
             order = np.argsort(-ds[k], kind="mergesort")
             assert tp[k[order]].tolist() == is_tp.tolist()

@@ -4,14 +4,16 @@
 
 Steps (each skipped when its output exists, so an interrupted demo continues where it stopped):
 
-1. generate the demo dataset (0.5 % of the SYNTHIA-AL preset at 320x240) into data/synthia-al-demo;
-2. compute its DIS optical-flow cache (train.flow.h5) for temporal coherence;
-3. run the AL experiment of ``configs/al/demo/<method>_...py`` for every method and seed
-   (tools/run_al.py, resumable);
-4. plot the learning curves (mAP@0.5 vs labeled frames, mean ± std over seeds) and write the
-   thesis-style table (markdown + CSV).
+1. generate the pool (0.5 % of the SYNTHIA-AL preset at 320x240, data/synthia-al-demo) and the test
+   split (2 % of the preset at 320x240, data/synthia-al-2pct-240);
+2. compute the pool's DIS optical-flow cache (train.flow.h5) for temporal coherence;
+3. run the AL grid of ``configs/al/demo`` (tools/run_grid.py: the CPU protocol of configs/al/cpu,
+   shortened; cycle 0 trained once and shared by the methods; resumable);
+4. write the learning curves (PNG) and the table (markdown + CSV) of the grid.
 
-Prints where everything went and how long each step took.
+One seed is a demonstration; ``--seeds 0,1,2`` gives mean ± std and paired differences, and
+``python tools/run_grid.py configs/al/cpu --seeds 0,1,2 ...`` runs the real comparison
+(docs/results.md).
 """
 
 from __future__ import annotations
@@ -24,17 +26,10 @@ from pathlib import Path
 import click
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path("data/synthia-al-demo")
+POOL = Path("data/synthia-al-demo")
+TEST = Path("data/synthia-al-2pct-240")
 CONFIGS = REPO / "configs" / "al" / "demo"
 METHODS = ("random-r", "entropy-mean", "tc-flow")
-
-
-def config_of(method: str) -> Path:
-    found = sorted(CONFIGS.glob(f"{method}_*.py"))
-    if not found:
-        valid = sorted({p.name.split("_")[0] for p in CONFIGS.glob("*.py")})
-        raise click.ClickException(f"no demo config for method {method!r} in {CONFIGS}; valid: {', '.join(valid)}")
-    return found[0]
 
 
 def step(title: str, cmd: list[str], timings: dict[str, float]) -> None:
@@ -47,46 +42,43 @@ def step(title: str, cmd: list[str], timings: dict[str, float]) -> None:
                                    f"the same command: finished steps are kept")
 
 
+def generate(out: Path, scale: str, workers: int, timings: dict[str, float]) -> None:
+    if (out / "train.h5").is_file() and (out / "test.h5").is_file():
+        return
+    step(f"generate {out}", ["python", str(REPO / "tools" / "generate.py"), "--preset", "synthia-al", "--scale", scale,
+                             "--resolution", "320x240", "--workers", str(workers), "--out", str(out), "--overwrite",
+                             "--quiet"], timings)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", default="work_dirs/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder of the AL runs, the curve and the table.")
+              help="Folder of the grid: runs, curves and table.")
 @click.option("--methods", default=",".join(METHODS), show_default=True,
-              help="Acquisition methods (configs/al/demo/<method>_*.py).")
+              help="Acquisition methods (configs/al/demo/<method>.py).")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated experiment seeds.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Processes generating the dataset.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Processes (generation and AL runs).")
 def main(out, methods, seeds, workers):
     """Generate a small dataset, run a short AL comparison on CPU, plot the curves and the table."""
     t0 = time.perf_counter()
     out = Path(out)
-    methods = [m.strip() for m in methods.split(",") if m.strip()]
-    seeds = [int(s) for s in seeds.split(",")]
-    configs = {m: config_of(m) for m in methods}
     timings: dict[str, float] = {}
     tools = REPO / "tools"
-    if not (DATA / "train.h5").is_file() or not (DATA / "test.h5").is_file():
-        step("generate dataset", ["python", str(tools / "generate.py"), "--preset", "synthia-al", "--scale", "0.005",
-                                  "--resolution", "320x240", "--workers", str(workers), "--out", str(DATA),
-                                  "--overwrite"], timings)
-    if any(m.startswith("tc-flow") for m in methods) and not (DATA / "train.flow.h5").is_file():
-        step("optical flow (DIS)", ["python", str(tools / "compute_flow.py"), str(DATA / "train.h5")], timings)
-    runs = []
-    for m in methods:
-        for s in seeds:
-            run_dir = out / f"{m}_seed{s}"
-            cmd = ["python", str(tools / "run_al.py"), str(configs[m]), "--work-dir", str(run_dir), "--seed", str(s),
-                   "--threads", "2"]
-            if run_dir.exists():
-                cmd.append("--resume")
-            step(f"AL {m} seed {s}", cmd, timings)  # --resume skips every finished step
-            runs.append(str(run_dir))
-    step("learning curves", ["python", str(tools / "plot_curves.py"), *runs, "--out", str(out / "curves.png"),
-                             "--title", "demo: 0.5 % SYNTHIA-AL, EfficientNet-Lite0 FPN, CPU"], timings)
-    step("table", ["python", str(tools / "make_table.py"), *runs, "--out", str(out / "table")], timings)
-    click.echo("\n" + (out / "table.md").read_text() if (out / "table.md").is_file() else "")
+    generate(POOL, "0.005", workers, timings)
+    generate(TEST, "0.02", workers, timings)
+    if "tc-flow" in methods and not (POOL / "train.flow.h5").is_file():
+        step("optical flow (DIS)", ["python", str(tools / "compute_flow.py"), str(POOL / "train.h5")], timings)
+    step("AL grid", ["python", str(tools / "run_grid.py"), str(CONFIGS), "--seeds", seeds, "--methods", methods,
+                     "--workers", str(workers), "--no-reference", "--work-dir", str(out)], timings)
+    table = out / "results.md"
+    if table.is_file():
+        click.echo("\n" + table.read_text().split("\n\n| Method | Frames to")[0].split("\n\n| Method | Train")[0])
     for title, sec in timings.items():
-        click.echo(f"{title:<28} {sec / 60:6.1f} min")
+        click.echo(f"{title:<40} {sec / 60:6.1f} min")
     click.echo(f"total {(time.perf_counter() - t0) / 60:.1f} min")
-    click.echo(f"wrote {out / 'curves.png'}, {out / 'table.md'}, {out / 'table.csv'} and the runs in {out}/")
+    click.echo(f"wrote {out / 'results_curves.png'}, {out / 'results.md'}, {out / 'results.csv'} and the runs in {out}/")
+    if len(seeds.split(",")) == 1:
+        click.echo("one seed is a demonstration, not a comparison: --seeds 0,1,2 gives mean ± std and paired "
+                   "differences; docs/results.md holds the full CPU comparison")
 
 
 if __name__ == "__main__":

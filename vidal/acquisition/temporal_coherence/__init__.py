@@ -60,8 +60,7 @@ The package, one concern per module:
 """
 
 from vidal.acquisition.temporal_coherence.acquisition import TemporalCoherence
-# _match_frame: tests/test_temporal_coherence.py checks it against vidal.evaluation
-from vidal.acquisition.temporal_coherence.check import _match_frame, evaluate_estimates, spearman, true_errors
+from vidal.acquisition.temporal_coherence.check import evaluate_estimates, spearman, true_errors
 from vidal.acquisition.temporal_coherence.graph import estimate_errors, estimate_video
 from vidal.acquisition.temporal_coherence.params import (DEFAULTS, ESTIMATE_KEYS, MATCHINGS, TARGETS,
                                                          check_params)

@@ -10,32 +10,14 @@ import numpy as np
 
 from vidal.acquisition.temporal_coherence.results import FrameErrors, TCResult
 from vidal.boxes import as_boxes, box_iou
+from vidal.evaluation import match_frame
 
 
-# TODO: use vidal.evaluation.match_frame
-def _match_frame(gt_boxes, gt_labels, det_boxes, det_labels, det_scores, iou_threshold: float = 0.5):
-    """Greedy VOC matching inside one frame, the rule of :func:`vidal.evaluation.match_detections`
-    (per class, descending score, stable; a detection takes the unmatched GT of its class with the
-    highest IoU if that is ``>= iou_threshold``). Returns ``(det_tp bool [N], gt_matched bool [M])``."""
-    gb, gl = as_boxes(gt_boxes).astype(np.float64), np.asarray(gt_labels, np.int64).reshape(-1)
-    db, dl = as_boxes(det_boxes).astype(np.float64), np.asarray(det_labels, np.int64).reshape(-1)
-    ds = np.asarray(det_scores, np.float64).reshape(-1)
-    det_tp = np.zeros(len(db), bool)
-    matched = np.zeros(len(gb), bool)
-    iou = box_iou(db, gb)
-    for k in np.argsort(-ds, kind="mergesort"):
-        row = np.where(matched | (gl != dl[k]), -1.0, iou[k])
-        if len(row) == 0:
-            continue
-        best = int(np.argmax(row))
-        if row[best] >= iou_threshold:
-            matched[best] = True
-            det_tp[k] = True
-    return det_tp, matched
-
-
-def true_errors(gt: Mapping[str, Any], pred, errors: FrameErrors, iou_threshold: float = 0.5) -> dict[str, np.ndarray]:
-    """Real errors of one frame, aligned with ``errors`` (thesis 2.3.1 oracle definitions).
+def true_errors(gt: Mapping[str, Any], pred, errors: FrameErrors, iou_threshold: float = 0.5,
+                matching: str = "voc") -> dict[str, np.ndarray]:
+    """Real errors of one frame, aligned with ``errors`` (thesis 2.3.1 oracle definitions; the
+    detections are matched to the ground truth by :func:`vidal.evaluation.match_frame` with the
+    evaluation's rule, ``matching``).
 
     Returns ``det_fp`` bool ``[K]`` (a graph detection that matches no GT: IoU below the threshold
     with every unmatched GT of its class, or a duplicate), ``cand_miss`` bool ``[M]`` (a candidate
@@ -47,7 +29,9 @@ def true_errors(gt: Mapping[str, Any], pred, errors: FrameErrors, iou_threshold:
     db = as_boxes(pred.boxes)[k]
     dl = np.asarray(pred.labels, np.int64)[k]
     dsc = np.asarray(pred.scores, np.float64)[k]
-    det_tp, matched = _match_frame(gt["boxes"], gt["labels"], db, dl, dsc, iou_threshold)
+    gt_of_det, matched = match_frame(gt["boxes"], gt["labels"], db, dl, dsc, iou_threshold=iou_threshold,
+                                     matching=matching)
+    det_tp = gt_of_det >= 0
     gl = np.asarray(gt["labels"], np.int64).reshape(-1)
     missed = ~matched
     iou = box_iou(errors.cand_boxes, gt["boxes"]) * (errors.cand_labels[:, None] == gl[None, :])
@@ -81,8 +65,9 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def evaluate_estimates(result: TCResult, ground_truth: Callable[[int], Mapping[str, Any]], predictions: Sequence,
-                       frames, iou_threshold: float = 0.5) -> dict[str, Any]:
-    """Compare TC's estimates with the real errors on flat ``frames`` (all covered by ``result``).
+                       frames, iou_threshold: float = 0.5, matching: str = "voc") -> dict[str, Any]:
+    """Compare TC's estimates with the real errors on flat ``frames`` (all covered by ``result``);
+    ``matching`` is the evaluation's rule (:func:`vidal.evaluation.match_frame`).
 
     Returns a dict: ``detections``, ``real_fp``, ``fp_base_rate`` (real FP / detections),
     ``est_fp``, ``fp_precision`` / ``fp_recall`` (detections labelled FP vs real FP),
@@ -99,7 +84,7 @@ def evaluate_estimates(result: TCResult, ground_truth: Callable[[int], Mapping[s
     per = {k: np.zeros(len(frames), np.int64) for k in ("est_fp", "est_fn", "real_fp", "real_fn")}
     for n, i in enumerate(frames.tolist()):
         fe = result.frame(i)
-        te = true_errors(ground_truth(i), predictions[i], fe, iou_threshold)
+        te = true_errors(ground_truth(i), predictions[i], fe, iou_threshold, matching)
         tot["det"] += len(fe.det_fp)
         tot["real_fp"] += int(te["det_fp"].sum())
         tot["est_fp"] += fe.est_fp
