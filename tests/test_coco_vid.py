@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from vidal.data.coco_vid import CocoVidFormatError, export_coco_vid, import_coco_vid
 from vidal.data.dataset import VideoDataset
 from vidal.data.validate import validate_file
-from vidal.data.writer import ShardWriter, merge_shards
+from vidal.data.writer import ShardWriter, frame_annotations, merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["car", "pedestrian", "wheelchair"]
@@ -227,3 +227,99 @@ def test_clis_round_trip(source, tmp_path):
     result = CliRunner().invoke(_tool("import_coco_vid"), [str(bad), "--images", str(tmp_path), "--out",
                                                            str(tmp_path / "z.h5"), "--quiet"])
     assert result.exit_code == 1 and f"Error: {bad}: expected a JSON object at the top level" in result.output
+
+
+# --- path escapes (issue 15) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("file_name", ["../../secret/outside.png", "ABS", "a/../../outside.png", "LINK"])
+def test_import_refuses_file_names_outside_images(plain, tmp_path, file_name):
+    path, images = plain
+    outside = tmp_path / "secret" / "outside.png"
+    _write_png(outside, 8, 6, 99)
+    if file_name == "ABS":
+        file_name = str(outside)
+    if file_name == "LINK":
+        (images / "a" / "link.png").symlink_to(outside)
+        file_name = "a/link.png"
+    doc = _plain_doc()
+    doc["images"][1]["file_name"] = file_name
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "x.h5"
+    result = CliRunner().invoke(_tool("import_coco_vid"), [str(path), "--images", str(images), "--out", str(out),
+                                                           "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line, = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {path}: images[1].file_name: ")
+    assert "outside --images" in line and "pass the folder that holds the images as --images" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/../b", "x\x00y", "tab\there", "a\\b", "//"])
+def test_import_refuses_unsafe_video_names(plain, tmp_path, name):
+    path, images = plain
+    doc = _plain_doc()
+    doc["videos"][0]["name"] = name
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "x.h5"
+    with pytest.raises(CocoVidFormatError, match=re.escape(f"{path}: videos[0].name: ")):
+        import_coco_vid(path, images, out, progress=False)
+    assert not out.exists()
+
+
+def _file_with_video_named(tmp_path, name: str) -> Path:
+    import h5py
+    good = tmp_path / "good.h5"
+    with ShardWriter(good, "ok", n_frames=1, height=4, width=4,
+                     attrs=dict(subset="s", area="a", season="s", daytime="d", weather="w", seed=0)) as w:
+        w.add_frame(np.zeros((4, 4, 3), np.uint8), frame_annotations(np.zeros((0, 4)), [], []))
+    path = merge_shards(tmp_path / "evil.h5", [good], dict(classes=CLASSES, fps=1.0, split="test",
+                                                             generator_config={}, seed=0, command="x",
+                                                             created_by="x"))
+    with h5py.File(path, "a") as f:
+        f.move("videos/ok", f"videos/{name}")
+    return path
+
+
+@pytest.mark.parametrize("name", ["..", "a\\b", "x\x01"])
+def test_validator_and_export_refuse_unsafe_video_names(tmp_path, name):
+    path = _file_with_video_named(tmp_path, name)
+    problems = validate_file(path)
+    assert any(p.startswith(f"{path}: videos: video name ") for p in problems), problems
+    out = tmp_path / "deep" / "out"
+    result = CliRunner().invoke(_tool("export_coco_vid"), [str(path), "--out", str(out), "--image-format", "png",
+                                                           "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line, = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {path}: videos: video name ") and "tools/validate_dataset.py" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.h5", "good.h5"]   # nothing written anywhere
+
+
+def test_export_confines_frames_to_out_through_symlinks(source, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "test").symlink_to(elsewhere, target_is_directory=True)    # <stem> folder points out of --out
+    with pytest.raises(Exception, match="outside --out"):
+        export_coco_vid(source, out, image_format="png", progress=False)
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in out.iterdir()) == ["test"]
+
+
+def test_export_of_corrupt_chunk_leaves_no_frames(source, tmp_path):
+    import shutil
+    import h5py
+    bad = tmp_path / "test.h5"
+    shutil.copy(source, bad)
+    with h5py.File(bad, "r") as f:     # the middle frame's chunk of the first video (the validator's quick check
+        ds = f["videos/city_0002/frames"]   # reads only the first and last)
+        offset = ds.id.get_chunk_info(1).byte_offset
+    with open(bad, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 64)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(_tool("export_coco_vid"), [str(bad), "--out", str(out), "--image-format", "png",
+                                                           "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    line, = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {bad}: videos/city_0002/frames: frame 1 cannot be read")
+    assert not out.exists() or list(out.iterdir()) == []

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,8 @@ from tqdm import tqdm
 import vidal
 from vidal.boxes import xywh_to_xyxy, xyxy_to_xywh
 from vidal.data.writer import VideoToWrite, frame_annotations, write_videos
-from vidal.data.dataset import VideoDataset
-from vidal.data.h5format import FORMAT_NAME
+from vidal.data.dataset import DatasetFormatError, VideoDataset
+from vidal.data.h5format import FORMAT_NAME, VIDEO_NAME_RULE, video_name_problem
 
 #: Occlusion value stored for ``occluded: true`` when no ``occlusion`` is given.
 OCCLUDED_VALUE = 0.5
@@ -88,12 +89,22 @@ def export_coco_vid(h5_path: str | os.PathLike, out_dir: str | os.PathLike, *, i
     """
     if image_format is not None and image_format not in _IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {sorted(_IMAGE_FORMATS)} or None, got {image_format!r}")
+    from vidal.data.validate import validated
+
     h5_path, out_dir = Path(h5_path), Path(out_dir)
     json_path = out_dir / f"{h5_path.stem}.json"
     image_dir = out_dir / h5_path.stem
     if json_path.exists() and not overwrite:
         raise FileExistsError(f"{json_path} exists; pass overwrite=True (--overwrite) to replace it")
-    ds = VideoDataset([h5_path], with_frames=False)
+    ds = VideoDataset(validated(h5_path), with_frames=False)
+    out_root = out_dir.resolve()
+    for video in ds.videos:     # the validator checked the names; this also guards against symlinks in out_dir
+        target = (image_dir / video.name).resolve()
+        if video_name_problem(video.name) or out_root not in target.parents:
+            ds.close()
+            raise DatasetFormatError(f"{h5_path}: videos/{video.name}: would be written to {target}, outside "
+                                     f"--out {out_root}; expected {VIDEO_NAME_RULE} (rename the video group) "
+                                     f"and no symlink out of --out")
     info = {k: _jsonable(a) for k, a in ds.file_attrs[0].items() if k in _ROOT_INFO_KEYS}
     info.update(source=str(h5_path), source_format=FORMAT_NAME, classes=list(ds.classes))
     doc: dict[str, Any] = {
@@ -104,12 +115,37 @@ def export_coco_vid(h5_path: str | os.PathLike, out_dir: str | os.PathLike, *, i
     ext = _IMAGE_FORMATS.get(image_format or "", ".jpg")
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext == ".jpg" else []
     instance_of: dict[tuple[int, int], int] = {}
+    frames_tmp = out_dir / f".{h5_path.stem}.frames-tmp-{os.getpid()}"
+    if image_format is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _export_videos(ds, doc, h5_path, frames_tmp if image_format is not None else None, ext, params,
+                       instance_of, progress)
+        if image_format is not None:
+            old = out_dir / f".{h5_path.stem}.frames-old-{os.getpid()}"
+            if image_dir.exists():
+                os.replace(image_dir, old)
+            os.replace(frames_tmp, image_dir)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        ds.close()
+        shutil.rmtree(frames_tmp, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_name(f".{json_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, json_path)
+    return json_path
+
+
+def _export_videos(ds, doc, h5_path, image_dir, ext, params, instance_of, progress) -> None:
+    """Fill ``doc`` with the videos, images and annotations of ``ds``; write the frames under
+    ``image_dir`` unless it is None."""
     with tqdm(total=len(ds), desc="export", unit="frame", disable=not progress) as bar:
         for v, video in enumerate(ds.videos):
             doc["videos"].append({"id": v + 1, "name": video.name, "width": video.width, "height": video.height,
                                   "n_frames": video.n_frames,
                                   "attrs": {k: _jsonable(a) for k, a in video.attrs.items()}})
-            if image_format is not None:
+            if image_dir is not None:
                 (image_dir / video.name).mkdir(parents=True, exist_ok=True)
             for i in video.frames:
                 gt = ds.ground_truth(i)
@@ -118,8 +154,14 @@ def export_coco_vid(h5_path: str | os.PathLike, out_dir: str | os.PathLike, *, i
                 file_name = f"{video.name}/{t:06d}{ext}"
                 doc["images"].append({"id": image_id, "video_id": v + 1, "frame_id": t, "file_name": file_name,
                                       "width": video.width, "height": video.height})
-                if image_format is not None:
-                    bgr = cv2.cvtColor(ds.image(i), cv2.COLOR_RGB2BGR)
+                if image_dir is not None:
+                    try:
+                        rgb = ds.image(i)
+                    except Exception as exc:    # a corrupt chunk
+                        raise DatasetFormatError(f"{h5_path}: videos/{video.name}/frames: frame {t} cannot be "
+                                                 f"read ({' '.join(str(exc).split())}); check the file with "
+                                                 f"python tools/validate_dataset.py {h5_path} --deep") from None
+                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                     if not cv2.imwrite(os.fspath(image_dir / file_name), bgr, params):
                         raise OSError(f"{image_dir / file_name}: could not be written")
                 for b, label, tid, occ, trunc, vis in zip(gt["boxes"], gt["labels"], gt["track_ids"],
@@ -132,12 +174,6 @@ def export_coco_vid(h5_path: str | os.PathLike, out_dir: str | os.PathLike, *, i
                         "iscrowd": 0, "occluded": bool(occ > 0), "track_id": int(tid),
                         "occlusion": float(occ), "truncation": float(trunc), "visible_fraction": float(vis)})
                 bar.update(1)
-    ds.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f".{json_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, json_path)
-    return json_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +284,7 @@ def import_coco_vid(json_path: str | os.PathLike, images_dir: str | os.PathLike,
     """
     json_path, images_dir, out = Path(json_path), Path(images_dir), Path(out)
     chk = _Checker(str(json_path))
+    images_root = images_dir.resolve()
     doc = _load(json_path)
 
     categories = chk.records(doc, "categories")
@@ -269,9 +306,15 @@ def import_coco_vid(json_path: str | os.PathLike, images_dir: str | os.PathLike,
         if vid in videos:
             chk.fail(f"videos[{i}].id", f"duplicate video id {vid}")
         name = chk.get(v, "name", f"videos[{i}]", "str")
-        group = name.strip("/").replace("/", "__")
-        if group in (".", "") or group in group_names:
-            chk.fail(f"videos[{i}].name", f"{name!r} is not a usable, unique video name")
+        parts = name.strip("/").split("/")
+        bad = next((p for p in parts if video_name_problem(p)), None)
+        if bad is not None:
+            chk.fail(f"videos[{i}].name", f"{video_name_problem(bad)} (in {name!r}); rename the video: each "
+                                          f"'/'-separated part must be {VIDEO_NAME_RULE}")
+        group = "__".join(parts)
+        if video_name_problem(group) or group in group_names:
+            chk.fail(f"videos[{i}].name", f"{name!r} is not a usable, unique video name (as {group!r}); "
+                                          f"rename the video")
         group_names[group] = vid
         attrs = v.get("attrs") if isinstance(v.get("attrs"), dict) else {}
         videos[vid] = {"name": group, "source_name": name, "frames": [], "size": None,
@@ -300,7 +343,8 @@ def import_coco_vid(json_path: str | os.PathLike, images_dir: str | os.PathLike,
             chk.fail(f"{where}.width", f"{size[0]} x {size[1]} differs from the other frames of video "
                                        f"{video['source_name']!r} ({video['size'][0]} x {video['size'][1]}); "
                                        f"expected one size per video")
-        frame = _Frame(iid, frame_id, chk.get(im, "file_name", where, "str"), i)
+        frame = _Frame(iid, frame_id, _confined(chk, images_root, chk.get(im, "file_name", where, "str"),
+                                                f"{where}.file_name"), i)
         video["frames"].append(frame)
         images[iid] = (vid, frame)
     for video in videos.values():
@@ -370,6 +414,18 @@ def import_coco_vid(json_path: str | os.PathLike, images_dir: str | os.PathLike,
     write_videos(out, to_write, root_attrs, overwrite=overwrite, compression=compression, progress=progress,
                  total_frames=summary.n_frames, desc="frames")
     return summary
+
+
+def _confined(chk: _Checker, root: Path, file_name: str, field: str) -> str:
+    """``file_name`` if it names a file inside the image folder ``root`` (resolved, symlinks
+    followed); else a ``CocoVidFormatError`` naming the json, the image entry and the fix."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        chk.fail(field, f"{file_name!r} contains control characters; expected a path relative to --images")
+    target = (root / file_name).resolve()
+    if target != root and root in target.parents:
+        return file_name
+    chk.fail(field, f"{file_name!r} resolves to {target}, outside --images {root}; expected a path inside "
+                    f"the image folder (fix the file_name, or pass the folder that holds the images as --images)")
 
 
 def _video_to_write(chk: _Checker, video: dict, per_image: dict, images_dir: Path,

@@ -33,3 +33,26 @@ DENSE_ARRAYS = {"masks": "u2", "depth": "f4", "flow": "f4"}
 VIDEO_ATTRS = ("n_frames", "height", "width", "subset", "area", "season", "daytime", "weather", "seed")
 
 VIDEOS_GROUP = "videos"
+
+
+def video_name_problem(name) -> str | None:
+    """Why ``name`` cannot be a video name, or None when it can.
+
+    A video name is a group name and, when frames are exported, a folder name: it must be one safe
+    path component (not empty, not ``.`` or ``..``, no ``/`` or ``\\``, no NUL or other control
+    characters, at most 255 characters).
+    """
+    if not isinstance(name, str) or not name:
+        return f"{name!r} is empty or not a string"
+    if name in (".", ".."):
+        return f"{name!r} is a relative path, not a name"
+    bad = sorted({c for c in name if c in "/\\" or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        return f"{name!r} contains {', '.join(repr(c) for c in bad)}"
+    if len(name.encode("utf-8", "surrogatepass")) > 255:
+        return f"{name[:20]!r}... is longer than 255 bytes"
+    return None
+
+
+#: What a video name may be, for the fix part of error messages.
+VIDEO_NAME_RULE = "a single path component: not empty, '.' or '..', without '/', '\\' or control characters"

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from vidal.data.h5format import (BOX_ARRAYS, DENSE_ARRAYS, FORMAT_NAME, ROOT_ATTRS, VIDEO_ARRAYS,
-                                 VIDEO_ATTRS, VIDEOS_GROUP)
+                                 VIDEO_ATTRS, VIDEO_NAME_RULE, VIDEOS_GROUP, video_name_problem)
 
 #: At most this many offending rows (or frames) are listed per check; the rest are counted.
 MAX_ROWS = 5
@@ -56,6 +56,34 @@ class Report:
 def validate_file(path: str | os.PathLike, *, deep: bool = False) -> list[str]:
     """Problems of the file at ``path``, one line each; an empty list means it is valid."""
     return check_file(path, deep=deep).problems
+
+
+def validated(paths, *, deep: bool = False) -> list[str]:
+    """The paths (one or a list) as strings, after checking every file; the check tools run
+    before they read a dataset or write anything.
+
+    Raises:
+        DatasetFormatError: one line: the first problem (file, video, field, what was expected),
+            how many more there are, and the fix.
+    """
+    from vidal.data.dataset import DatasetFormatError
+
+    paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    for path in paths:
+        problems = check_file(path, deep=deep).problems
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            first = " ".join(problems[0].split())
+            raise DatasetFormatError(f"{first}{more}; not a valid {FORMAT_NAME} file: list its problems with "
+                                     f"python tools/validate_dataset.py {path}, then fix or regenerate it")
+    return paths
+
+
+def open_dataset(paths, *, deep: bool = False, **kwargs):
+    """:class:`vidal.data.VideoDataset` of ``paths`` after :func:`validated` (same errors)."""
+    from vidal.data.dataset import VideoDataset
+
+    return VideoDataset(validated(paths, deep=deep), **kwargs)
 
 
 def check_file(path: str | os.PathLike, *, deep: bool = False) -> Report:
@@ -113,6 +141,9 @@ def _check_open_file(f: h5py.File, report: Report, deep: bool) -> None:
         report.add(VIDEOS_GROUP, "is empty (expected at least one video)")
     for name in videos:
         where = f"{VIDEOS_GROUP}/{name}"
+        problem = video_name_problem(name)
+        if problem:
+            report.add(VIDEOS_GROUP, f"video name {problem}; expected {VIDEO_NAME_RULE}")
         try:
             group = videos[name]
             if not isinstance(group, h5py.Group):

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from vidal.data.h5format import BOX_ARRAYS, FORMAT_NAME, VIDEOS_GROUP
+from vidal.data.h5format import BOX_ARRAYS, FORMAT_NAME, VIDEO_NAME_RULE, VIDEOS_GROUP, video_name_problem
 
 #: dtype of every per-box array, in the order of ``BOX_ARRAYS``.
 _BOX_DTYPES = {
@@ -56,6 +56,9 @@ class ShardWriter:
                  flow: bool = False, compression: str = "gzip"):
         if compression not in ("lzf", "gzip"):
             raise ValueError(f"compression must be 'lzf' or 'gzip', got {compression!r}")
+        problem = video_name_problem(name)
+        if problem:
+            raise ValueError(f"{path}: video name {problem}; expected {VIDEO_NAME_RULE}")
         self.path = Path(path)
         self.name = name
         self.n_frames, self.height, self.width = int(n_frames), int(height), int(width)
