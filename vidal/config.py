@@ -44,6 +44,10 @@ class ConfigError(ValueError):
 
 MAX_DEPTH = 8
 
+#: The top-level sections a vidal config may have; any other top-level name is an error (a typo
+#: such as ``scheduel = dict(...)`` must not be silently ignored).
+SECTIONS = ("dataset", "detector", "schedule", "evaluation", "acquisition", "al", "tracker", "temporal_coherence")
+
 
 def _exec_file(path: Path) -> dict[str, Any]:
     try:
@@ -120,7 +124,11 @@ def _load(path: Path, depth: int, chain: tuple[Path, ...]) -> tuple[dict[str, An
 def load_config(path: str | os.PathLike, options: Iterable[str] | Mapping[str, Any] = ()) -> dict[str, Any]:
     """Load ``path`` with its ``_base_`` files and apply ``options`` (``"a.b=value"`` strings or a
     ``{"a.b": value}`` mapping). Returns a nested plain dict with ``_config_path_`` (str) added."""
-    cfg, _ = _load(Path(path), 0, ())
+    cfg, origin = _load(Path(path), 0, ())
+    unknown = sorted(k for k in cfg if k not in SECTIONS)
+    if unknown:
+        raise ConfigError(f"{origin[unknown[0]]}: unknown top-level section {unknown[0]!r}; valid sections: "
+                          f"{', '.join(SECTIONS)} (fix the name, or prefix a helper variable with _)")
     cfg = apply_options(cfg, options, where=str(path))
     cfg["_config_path_"] = str(Path(path))
     return cfg

@@ -12,7 +12,10 @@ per-iteration history, so the torchvision and MMDetection backends train the sam
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -32,9 +35,77 @@ def check_optimizer(name: str) -> None:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What ``value`` should be for the annotation ``hint``, or None when it fits (or the
+    annotation is not one of the simple kinds checked here)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        wanted = [_type_problem(value, a) for a in args if a is not type(None)]
+        if any(w is None for w in wanted):
+            return None
+        return " or ".join(w for w in wanted if w) + (" or None" if type(None) in args else "")
+    if hint is bool:
+        return None if isinstance(value, (bool, np.bool_)) else "true or false"
+    if hint is int:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        return None if ok else "an integer"
+    if hint is float:
+        ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+              and math.isfinite(value))
+        return None if ok else "a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = "integers" if args[0] is int else "numbers" if args[0] is float else None
+        if item is None:
+            return None
+        ok = isinstance(value, (tuple, list)) and all(_type_problem(v, args[0]) is None for v in value)
+        return None if ok else f"a list of {item} such as {(5, 7) if args[0] is int else (0.5, 1.0)}"
+    return None
+
+
+def check_field_types(cfg: Any) -> None:
+    """Every field of the config dataclass ``cfg`` has the type its annotation says (no string
+    where a number or a tuple is meant, no bool where an int is meant, no NaN): a one-line
+    ``ValueError`` naming the field, the value and what is expected."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        wanted = _type_problem(value, hints.get(f.name))
+        if wanted:
+            raise ValueError(f"{f.name} must be {wanted}, got {value!r}")
+
+
+#: Bounds of the schedule's numbers: field -> (low, high, what the field is).
+_BOUNDS = {
+    "lr": (0.0, 10.0, "the learning rate, > 0"),
+    "momentum": (0.0, 1.0, "the SGD momentum, in [0, 1)"),
+    "weight_decay": (0.0, 1.0, "the weight decay, in [0, 1)"),
+    "epochs": (1, 10_000, "the number of epochs, 1..10000"),
+    "gamma": (0.0, 10.0, "the learning-rate factor at each milestone, > 0"),
+    "warmup_iters": (0, 10_000_000, "iterations of warm-up, >= 0 (0 = off)"),
+    "batch_size": (1, 4096, "frames per batch, 1..4096"),
+}
+
+
 def check_schedule_fields(cfg: Any) -> None:
-    """The schedule fields every backend config has (``optimizer``, ``hflip``,
-    ``repeat_threshold``), checked with a one-line ``ValueError`` naming the field."""
+    """The schedule fields every backend config has: types (:func:`check_field_types`), bounds,
+    ``optimizer``, ``hflip``, ``repeat_threshold``..., each with a one-line ``ValueError`` naming
+    the field, the value and the valid range."""
+    check_field_types(cfg)
+    for name, (lo, hi, what) in _BOUNDS.items():
+        value = getattr(cfg, name)
+        open_low = name in ("lr", "gamma")
+        open_high = name in ("momentum", "weight_decay")
+        if (value <= lo if open_low else value < lo) or (value >= hi if open_high else value > hi):
+            raise ValueError(f"{name} is {what}, got {value!r}")
+    bad = [m for m in cfg.milestones if m < 1]
+    if bad:
+        raise ValueError(f"milestones are the epochs (>= 1) after which lr *= gamma, got {tuple(cfg.milestones)!r}")
+    if cfg.grad_clip is not None and cfg.grad_clip < 0:
+        raise ValueError(f"grad_clip is a maximal gradient norm, >= 0 or None (0 / None = off), got {cfg.grad_clip}")
     check_optimizer(cfg.optimizer)
     if not 0.0 <= cfg.hflip <= 1.0:
         raise ValueError(f"hflip is a probability in [0, 1], got {cfg.hflip}")
@@ -72,6 +143,7 @@ class ScheduleConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)      # before converting: "12" must not become (1, 2)
         self.milestones = tuple(int(m) for m in self.milestones)
         check_schedule_fields(self)
 
