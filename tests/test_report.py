@@ -113,3 +113,18 @@ def test_errors(runs, tmp_path):
     assert out.exit_code == 1
     assert out.output.strip().splitlines() == [f"Error: {tmp_path / 'nothing'}: no metrics.jsonl (not an AL run "
                                                "folder of tools/run_al.py, or not started)"]
+
+
+def test_make_table_keeps_existing_outputs_without_overwrite(runs, tmp_path):
+    prefix = tmp_path / "t" / "table"
+    prefix.parent.mkdir()
+    (tmp_path / "t" / "table.csv").write_text("old")
+    out = tool("make_table")(*runs, "--out", prefix)
+    assert out.exit_code == 1 and out.output.strip().splitlines() == [
+        f"Error: {tmp_path / 't' / 'table.csv'} exists; pass --overwrite to replace it, or choose another --out"]
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["table.csv"]
+    assert (tmp_path / "t" / "table.csv").read_text() == "old"
+    out = tool("make_table")(*runs, "--out", prefix, "--overwrite")
+    assert out.exit_code == 0, out.output
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["table.csv", "table.md"]   # no temporary left
+    assert (tmp_path / "t" / "table.csv").read_text().startswith("method,")
