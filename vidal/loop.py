@@ -610,10 +610,13 @@ def evaluate_model(exp: Experiment, det) -> dict:
     frames = [int(i) for i in (range(len(exp.test_set)) if spread is None else spread)]
     preds = predict_frames(det, exp.test_set, frames, batch_size=exp.predict_chunk(det), progress=exp.progress,
                            desc="evaluate")
-    res = evaluate_thesis_frames(exp.test_set, preds, frames, **{k: exp.eval_options[k] for k in
-                                                                   ("score_threshold", "nms_iou", "matching")})
+    gts = [exp.test_set.ground_truth(i) for i in frames]
+    res = evaluate_thesis_frames(exp.test_set, preds, frames, ground_truth=gts, **{
+        k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
+    every = evaluate_thesis_frames(exp.test_set, preds, frames, ground_truth=gts, score_threshold=0.0,
+                                   nms_iou=exp.eval_options["nms_iou"], matching=exp.eval_options["matching"])
     return {"mAP": res["mAP"], "AP": res["AP"], "per_class": res["per_class"], "num_frames": len(frames),
-            "time_s": _seconds_since(t0)}
+            "mAP_all_scores": every["mAP"], "AP_all_scores": every["AP"], "time_s": _seconds_since(t0)}
 
 
 def evaluate_cycle(exp: Experiment, c: int, n_labeled: int) -> dict:
@@ -738,6 +741,7 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
     row = {"cycle": c, "acquisition": exp.acquisition_name, "seed": exp.seed,
            "labeled": n, "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
            "mAP": ev["mAP"], "AP": ev["AP"],
+           "mAP_all_scores": ev.get("mAP_all_scores"), "AP_all_scores": ev.get("AP_all_scores"),
            "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
            "time_predict_s": None, "time_acquire_s": None, "time_select_s": None,
            "budget": None, "selected": None, "shortfall": None,
@@ -791,7 +795,8 @@ def run_reference(exp: Experiment) -> dict:
     ev = evaluate_model(exp, det)
     train = wd.read(REFERENCE, "train.json")
     ref = {"acquisition": "all_data", "seed": exp.seed, "labeled": len(exp.train_set), "labeled_fraction": 1.0,
-           "mAP": ev["mAP"], "AP": ev["AP"], "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"]}
+           "mAP": ev["mAP"], "AP": ev["AP"], "mAP_all_scores": ev.get("mAP_all_scores"),
+           "AP_all_scores": ev.get("AP_all_scores"), "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"]}
     write_json(wd.reference_path, ref)
     exp.log(f"reference: mAP@0.5 {ev['mAP'] if ev['mAP'] is not None else float('nan'):.4f} -> {wd.reference_path}")
     return read_json(wd.reference_path)
