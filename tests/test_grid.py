@@ -215,3 +215,36 @@ def test_label_efficiency_and_selection_distance():
     assert d["jaccard"] == 0.0 and d["video_tv"] == 1.0
     d = selection_distance(np.array([0, 3]), np.array([1, 4]), v)
     assert d["jaccard"] == 0.0 and d["video_tv"] == 0.0
+
+
+def test_cycle0_of_another_seed_or_config_is_refused(tiny, uninterrupted, tmp_path):
+    run_al = [sys.executable, str(REPO / "tools" / "run_al.py")]
+    src = uninterrupted / "_cycle0" / "seed0"
+    res = subprocess.run([*run_al, str(tiny / "cfgs" / "entropy-mean.py"), "--work-dir", str(tmp_path / "a"),
+                          "--seed", "1", "--threads", "1", "--quiet", "--cycle0-from", str(src)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "cycle0.json: its cycle 0 was made with another seed" in res.stderr
+    res = subprocess.run([*run_al, str(tiny / "cfgs" / "entropy-mean.py"), "--work-dir", str(tmp_path / "b"),
+                          "--seed", "0", "--threads", "1", "--quiet", "--cycle0-from", str(src),
+                          "--cfg-options", "schedule.lr=0.02"], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "another config" in res.stderr
+    res = subprocess.run([*run_al, str(tiny / "cfgs" / "entropy-mean.py"), "--work-dir", str(tmp_path / "c"),
+                          "--seed", "0", "--quiet", "--cycle0-from", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode != 0 and "holds no shared cycle 0" in res.stderr and "--only cycle0" in res.stderr
+    assert not (tmp_path / "a" / "cycle_000").exists()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{'epochs': 0}", "al.initial_schedule.epochs must be an int >= 1"),
+    ("{'epoch': 3}", "al.initial_schedule"),
+    ("{'milestones': (0,)}", "al.initial_schedule.milestones"),
+    ("3", "al.initial_schedule must be a dict"),
+])
+def test_initial_schedule_errors_are_one_line(tiny, tmp_path, value, message):
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "run_al.py"), str(tiny / "cfgs" / "random-r.py"),
+                          "--work-dir", str(tmp_path / "w"), "--quiet", "--cfg-options", f"al.initial_schedule={value}"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "w").exists()
