@@ -15,6 +15,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
+from vidal.data.dataset import VideoDataset
 from vidal.registry import TRACKERS
 from vidal.tracking.evaluate import propagation_iou
 from vidal.tracking.identity import IdentityTracker
@@ -49,8 +50,14 @@ def square(tmp_path_factory):
         frames.append(f)
         boxes.append([x, y, x + SIDE, y + SIDE])
     path = tmp_path_factory.mktemp("square") / "square.h5"
-    return write_video_file(path, [T], h=H, w=W, frames=[np.stack(frames)],
-                            boxes=[(np.array(boxes), np.arange(T), np.ones(T))])
+    write_video_file(path, [T], h=H, w=W, frames=[np.stack(frames)], boxes=[(np.array(boxes), np.arange(T), np.ones(T))])
+    import h5py   # complete it into a valid file: tools/train_siamfc.py checks its input (vidal.data.validate)
+    with h5py.File(path, "r+") as f:
+        f.attrs.update(split="test", generator_config="{}", seed=0, command="tests", created_by="tests")
+        g = f["videos/v0"]
+        g.attrs.update(subset="s", area="a", season="spring", daytime="day", weather="clear", seed=0)
+        g["visible_fraction"][...] = 1.0
+    return VideoDataset(path)
 
 
 def test_alexnet_shapes_and_checkpoint_layout_round_trip(tmp_path):

@@ -17,7 +17,8 @@ import time
 import click
 
 from vidal.cli import one_line_errors
-from vidal.data.dataset import DatasetFormatError, VideoDataset
+from vidal.data.dataset import DatasetFormatError
+from vidal.data.validate import open_dataset
 from vidal.registry import TRACKERS
 from vidal.tracking.evaluate import propagation_iou  # importing vidal.tracking registers the trackers
 from vidal.tracking.flow_cache import FlowCacheError
@@ -40,7 +41,7 @@ from vidal.tracking.siamfc import SiamFCWeightsError
 def main(dataset, trackers, flow, mode, siamfc_weights, device, deltas, frame_step, threshold):
     """Print the propagation IoU of each --tracker on DATASET's ground-truth tracks."""
     with one_line_errors(DatasetFormatError, FileNotFoundError, FlowCacheError, SiamFCWeightsError, ValueError):
-        ds = VideoDataset(dataset)
+        ds = open_dataset(dataset)
         offsets = tuple(int(d) for d in deltas.split(","))
         unknown = [n for n in trackers if n not in TRACKERS]
         if unknown:

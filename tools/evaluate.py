@@ -9,15 +9,17 @@ AP@0.5 per class, the same without the score threshold, and COCO metrics with --
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import click
 
-from vidal.build import evaluation_options, open_split
+from vidal.build import dataset_path, evaluation_options, open_split
 from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.data.dataset import DatasetFormatError
+from vidal.data.validate import validated
 from vidal.detection import load_detector
 from vidal.provenance import provenance
 from vidal.training import evaluate_frames, predict_frames, spread_indices
@@ -32,12 +34,17 @@ from vidal.training import evaluate_frames, predict_frames, spread_indices
 @click.option("--device", default=None, help="cpu / cuda (default: the checkpoint's).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="JSON output (default: metrics_<split>.json next to CHECKPOINT).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @cfg_options
-def main(config, checkpoint, split, max_frames, coco, device, out, cfg_options, quiet):
+def main(config, checkpoint, split, max_frames, coco, device, out, overwrite, cfg_options, quiet):
     """Evaluate CHECKPOINT on a split of CONFIG's dataset."""
     with one_line_errors(ConfigError, DatasetFormatError, ValueError, OSError):
+        out = Path(out) if out else Path(checkpoint).with_name(f"metrics_{split}.json")
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
         cfg = load_config(config, cfg_options)
+        validated(dataset_path(cfg, split))
         dataset = open_split(cfg, split)
         ev = {**evaluation_options(cfg), **({"coco": True} if coco else {})}
         config_max_frames = ev.pop("max_frames")
@@ -54,8 +61,9 @@ def main(config, checkpoint, split, max_frames, coco, device, out, cfg_options, 
     metrics = evaluate_frames(dataset, preds, indices, **ev)
     metrics.update({"split": split, "dataset": str(dataset.paths[0]), "checkpoint": str(checkpoint),
                     "predict_seconds": round(predict_s, 2), "provenance": provenance(command_line())})
-    out = Path(out) if out else Path(checkpoint).with_name(f"metrics_{split}.json")
-    out.write_text(json.dumps(metrics, indent=1))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    os.replace(tmp, out)
     click.echo(f"mAP@0.5 {metrics['mAP50']} (thesis protocol) on {metrics['num_frames']} frames; per class: "
                + ", ".join(f"{k} {v}" for k, v in metrics["AP50"].items()))
     click.echo(f"wrote {out}")

@@ -10,17 +10,26 @@ training minutes so far, loss, test mAP@0.5), latest.pth / final.pth and metrics
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import click
 
-from vidal.build import build_detector, evaluation_options, open_split
+from vidal.build import build_detector, dataset_path, evaluation_options, open_split
 from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, dump, load_config
 from vidal.data.dataset import DatasetFormatError
+from vidal.data.validate import validated
 from vidal.provenance import provenance
 from vidal.training import spread_indices, train_detector
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,6 +47,7 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
 
     with one_line_errors(ConfigError, DatasetFormatError, ValueError, OSError):
         cfg = load_config(config, cfg_options)
+        validated([dataset_path(cfg, "train"), dataset_path(cfg, "test")])
         train_set, test_set = open_split(cfg, "train"), open_split(cfg, "test")
         detector = build_detector(cfg, train_set.classes)
         eval_options = evaluation_options(cfg)
@@ -45,8 +55,8 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
         eval_max_frames = eval_max_frames if eval_max_frames is not None else config_max_frames
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "config.py").write_text(dump(cfg))
-    (work / "provenance.json").write_text(json.dumps(provenance(command_line()), indent=1))
+    _write(work / "config.py", dump(cfg))
+    _write(work / "provenance.json", json.dumps(provenance(command_line()), indent=1))
     torch.manual_seed(detector.config.seed)
     epochs = detector.config.epochs
     eval_epochs = range(eval_every, epochs + 1, eval_every) if eval_every > 0 else ()
@@ -57,7 +67,7 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
                           eval_indices=spread_indices(len(test_set), eval_max_frames), eval_options=eval_options,
                           progress=not quiet, log=click.echo)
     final = {**rows[-1], "wall_minutes": (time.perf_counter() - t) / 60}
-    (work / "metrics.json").write_text(json.dumps(final, indent=1))
+    _write(work / "metrics.json", json.dumps(final, indent=1))
     click.echo(f"test mAP@0.5 {final.get('mAP50')} after {final['train_minutes']:.2f} training minutes")
     click.echo(f"wrote {work / 'final.pth'}, {work / 'metrics.jsonl'}, {work / 'metrics.json'}")
 

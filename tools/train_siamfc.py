@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 import vidal
 from vidal.cli import command_line, one_line_errors
-from vidal.data.dataset import DatasetFormatError, VideoDataset
+from vidal.data.dataset import DatasetFormatError
+from vidal.data.validate import open_dataset
 from vidal.tracking.siamfc import SiamFCWeightsError, load_siamfc
 from vidal.tracking.train_siamfc import train_siamfc
 
@@ -45,7 +46,7 @@ def main(dataset, out, epochs, pairs_per_epoch, batch_size, lr, lr_end, max_gap,
     with one_line_errors(DatasetFormatError, FileNotFoundError, SiamFCWeightsError, ValueError):
         if os.path.exists(out) and not overwrite:
             raise ValueError(f"{out} exists; pass --overwrite to replace it")
-        ds = VideoDataset(dataset)
+        ds = open_dataset(dataset)
         net = load_siamfc(init) if init else None
         steps = epochs * -(-pairs_per_epoch // batch_size)
         bar = tqdm(total=steps, desc="siamfc", unit="step", disable=quiet)
