@@ -19,7 +19,7 @@ import pytest
 
 from vidal.grid import GridError, choose_methods, discover_methods, parse_seeds, plan, threads_per_worker
 from vidal.results import label_efficiency, paired_difference, selection_distance
-from tiny_videos import write_split
+from tiny_videos import tiny_experiment_config, write_split
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = [sys.executable, str(REPO / "tools" / "run_grid.py")]
@@ -34,13 +34,7 @@ def tiny(tmp_path_factory) -> Path:
     cfgs = root / "cfgs"
     cfgs.mkdir()
     (cfgs / "_protocol.py").write_text(f"""
-_base_ = ["{REPO}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
-dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
-detector = dict(height=64, hflip=0.0, rpn_batch_size_per_image=32, rpn_pre_nms_top_n_train=100,
-                rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=24,
-                box_batch_size_per_image=16, box_detections_per_img=20)
-schedule = dict(epochs=1, lr=0.01, batch_size=4)
-evaluation = dict(score_threshold=0.05, nms_iou=0.5, max_frames=8)
+{tiny_experiment_config(root)}evaluation = dict(score_threshold=0.05, nms_iou=0.5, max_frames=8)
 al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from="previous", reference=False,
           initial_schedule=dict(epochs=2, milestones=(2,)))
 """)

@@ -23,7 +23,7 @@ import vidal.acquisition  # noqa: F401 - registers the acquisitions
 from vidal.config import ConfigError, load_config
 from vidal.loop import Experiment, ExperimentError
 from vidal.registry import ACQUISITIONS
-from tiny_videos import write_split
+from tiny_videos import tiny_experiment_config, write_split
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_LENGTHS = [6, 10, 14, 12]
@@ -37,14 +37,7 @@ def tiny(tmp_path_factory) -> Path:
     write_split(root / "train.h5", TRAIN_LENGTHS, 0, "train")
     write_split(root / "test.h5", TEST_LENGTHS, 1, "test")
     (root / "al.py").write_text(f"""
-_base_ = ["{REPO}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
-dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
-# few proposals and RoIs: the 1024-d box head dominates the cost of a tiny detector
-detector = dict(height=64, hflip=0.0, rpn_batch_size_per_image=32, rpn_pre_nms_top_n_train=100,
-                rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=24,
-                box_batch_size_per_image=16, box_detections_per_img=20)
-schedule = dict(epochs=1, lr=0.01, batch_size=4)
-evaluation = dict(score_threshold=0.05, nms_iou=0.5)   # an untrained detector: count its many FPs
+{tiny_experiment_config(root)}evaluation = dict(score_threshold=0.05, nms_iou=0.5)   # an untrained detector: count its many FPs
 al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from="previous", reference=False)
 acquisition = dict(name="entropy")
 """)

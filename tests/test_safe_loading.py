@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_videos import CLASSES, write_split
+from tiny_videos import CLASSES, tiny_experiment_config, write_split
 from vidal.detection.base import Predictions, predictions_from_arrays, predictions_to_arrays
 from vidal.weights import WeightsError, plain, read_torch_file
 
@@ -79,13 +79,7 @@ def project(tmp_path_factory) -> Path:
     write_split(root / "train.h5", [6, 10, 14, 12], 0, "train")
     write_split(root / "test.h5", [6, 6], 1, "test")
     (root / "al.py").write_text(f"""
-_base_ = ["{REPO}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
-dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
-detector = dict(height=64, hflip=0.0, rpn_batch_size_per_image=32, rpn_pre_nms_top_n_train=100,
-                rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=24,
-                box_batch_size_per_image=16, box_detections_per_img=20)
-schedule = dict(epochs=1, lr=0.01, batch_size=4)
-evaluation = dict(score_threshold=0.05, nms_iou=0.5)
+{tiny_experiment_config(root)}evaluation = dict(score_threshold=0.05, nms_iou=0.5)
 al = dict(initial=4, budget=3, cycles=1, k=1, per_video=True, train_from="previous", reference=False)
 acquisition = dict(name="entropy")
 """)

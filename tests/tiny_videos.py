@@ -62,3 +62,17 @@ def check_predictions(preds, images, num_classes: int) -> None:
             assert (p.boxes[:, 0] >= 0).all() and (p.boxes[:, 2] <= w).all()
             assert (p.boxes[:, 1] >= 0).all() and (p.boxes[:, 3] <= h).all()
             assert (p.boxes[:, 2] >= p.boxes[:, 0]).all() and (p.boxes[:, 3] >= p.boxes[:, 1]).all()
+
+
+def tiny_experiment_config(root) -> str:
+    """Config lines shared by the AL tests: the tiny train / test splits in ``root`` and a MobileNetV3
+    FPN detector at height 64 with few proposals and RoIs (the 1024-d box head dominates the cost of
+    a tiny detector), one epoch."""
+    repo = Path(__file__).resolve().parents[1]
+    return f"""_base_ = ["{repo}/configs/_base_/detectors/frcnn-mnv3-fpn_cpu.py"]
+dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
+detector = dict(height=64, hflip=0.0, rpn_batch_size_per_image=32, rpn_pre_nms_top_n_train=100,
+                rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=24,
+                box_batch_size_per_image=16, box_detections_per_img=20)
+schedule = dict(epochs=1, lr=0.01, batch_size=4)
+"""
