@@ -6,7 +6,6 @@ failing run does not stop the others; the paired statistics of vidal/results.py.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess

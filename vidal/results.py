@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vidal.grid import CYCLE0_DIR, REFERENCE
+from vidal.grid import REFERENCE
 
 CSV_FIELDS = ("method", "seed", "cycle", "labeled_frames", "map50", "map50_frequent", "map50_all_scores",
               "time_train_s",
@@ -43,9 +43,9 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def frequent_classes(ap_by_class: dict[str, float], pool_box_counts: dict[str, int], n: int) -> list[str]:
+def frequent_classes(pool_box_counts: dict[str, int], n: int) -> list[str]:
     """The ``n`` classes with the most boxes in the pool (ties: alphabetical)."""
-    return sorted(ap_by_class, key=lambda c: (-pool_box_counts.get(c, 0), c))[:n]
+    return sorted(pool_box_counts, key=lambda c: (-pool_box_counts[c], c))[:n]
 
 
 def _mean_ap(ap: dict[str, Any], classes: Sequence[str]) -> float:
@@ -329,7 +329,7 @@ def noise_floor(rows: Sequence[dict], method: str = "random-r", other: str | Non
 
 
 __all__ = ["collect_rows", "write_csv", "curve", "paired_difference", "label_efficiency", "selection_report",
-           "plot_curves", "summary_markdown", "noise_floor", "frequent_classes", "CYCLE0_DIR"]
+           "plot_curves", "summary_markdown", "noise_floor", "frequent_classes"]
 
 
 def pool_info(cfg: dict) -> tuple[np.ndarray, dict[str, int]]:
@@ -351,7 +351,7 @@ def write_grid_report(grid_dir: str | Path, cfg: dict, methods: Sequence[str], s
     grid_dir, out_dir = Path(grid_dir), Path(out_dir)
     video_of_frames, counts = pool_info(cfg)
     classes = list(counts)
-    frequent = frequent_classes({c: 0.0 for c in classes}, counts, max(1, len(classes) - 1))
+    frequent = frequent_classes(counts, max(1, len(classes) - 1))
     rows = collect_rows(grid_dir, methods, seeds, frequent)
     if not rows:
         raise ResultsError(f"{grid_dir}: no finished cycle of any run yet")
