@@ -30,9 +30,13 @@ from vidal.cli import one_line_errors  # noqa: E402
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--name", default="results", show_default=True, help="Prefix of the output files.")
 @click.option("--baseline", default="random-r", show_default=True, help="Method of the paired differences.")
+@click.option("--metric", type=click.Choice(["map50_all_scores", "map50"]), default="map50_all_scores",
+              show_default=True, help="What the tables rank on: map50_all_scores (VOC AP@0.5 over every detection: "
+                                      "the lower-noise metric, docs/results.md) or map50 (thesis 2.5.1: scores >= "
+                                      "0.5); the other is reported beside.")
 @click.option("--configs", default=None, type=click.Path(file_okay=False),
               help="Config folder of the grid (default: the one recorded in grid.json).")
-def main(grid_dir, out, name, baseline, configs):
+def main(grid_dir, out, name, baseline, metric, configs):
     """Write the report of GRID_DIR into --out."""
     from vidal.config import ConfigError, load_config
     from vidal.grid import CYCLE0_DIR, REFERENCE, GridError, discover_methods
@@ -59,7 +63,7 @@ def main(grid_dir, out, name, baseline, configs):
                              "oracle-fp", "oracle-fn", "tc-flow") if m in methods]
         order += [m for m in methods if m not in order]
         paths = write_grid_report(grid, cfg, order, seeds, cycles, out, name=name,
-                                  baseline=baseline if baseline in methods else order[0])
+                                  baseline=baseline if baseline in methods else order[0], metric=metric)
     has_ref = (grid / REFERENCE).is_dir()
     click.echo(f"{len(order)} methods x seeds {seeds}{' + all-data' if has_ref else ''}: "
                f"wrote {', '.join(str(p) for p in paths.values())}")

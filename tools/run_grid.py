@@ -65,7 +65,10 @@ def preflight(methods: dict, seeds: list[int], grid_dir: Path, threads: int):
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also train the all-data reference once per seed.")
 @click.option("--report-name", default="results", show_default=True, help="Prefix of the report files.")
-def main(config_dir, seeds, work_dir, methods, workers, reference, report_name):
+@click.option("--metric", type=click.Choice(["map50_all_scores", "map50"]), default="map50_all_scores",
+              show_default=True, help="What the report ranks on (the other is reported beside): VOC AP@0.5 over "
+                                      "every detection, or the thesis's AP@0.5 of detections scored >= 0.5.")
+def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, metric):
     """Run every method of CONFIG_DIR for every seed (resumable), then write the report."""
     from tqdm import tqdm
 
@@ -122,7 +125,8 @@ def main(config_dir, seeds, work_dir, methods, workers, reference, report_name):
         if j.state in ("failed", "skipped"):
             click.echo(f"  {j.state}: {j.name}: {j.message}", err=True)
     try:
-        paths = write_grid_report(grid_dir, cfg, list(chosen), seed_list, cycles, grid_dir, name=report_name)
+        paths = write_grid_report(grid_dir, cfg, list(chosen), seed_list, cycles, grid_dir, name=report_name,
+                                  metric=metric)
         click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
     except ResultsError as e:
         click.echo(f"no report: {e}", err=True)

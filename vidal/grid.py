@@ -132,12 +132,14 @@ class Job:
 
 
 def plan(methods: dict[str, Path], seeds: Sequence[int], grid_dir: Path, *, reference: bool) -> list[Job]:
-    """Jobs in the order they are started: the cycle 0 of every seed first, then the methods seed by
-    seed, the references last (they train on the whole pool, the longest jobs)."""
+    """Jobs in the order they are started: the cycle 0 of every seed first, then each method over
+    all seeds, in the order given (put the positive control first, e.g. ``random-r,oracle-fp``:
+    its paired differences are complete early), the references last (they train on the whole
+    pool, the longest jobs)."""
     first = next(iter(methods.values()))
     jobs = [Job("cycle0", "cycle0", s, first, grid_dir / CYCLE0_DIR / f"seed{s}") for s in seeds]
-    for s in seeds:
-        for m, cfg in methods.items():
+    for m, cfg in methods.items():
+        for s in seeds:
             jobs.append(Job("method", m, s, cfg, grid_dir / m / f"seed{s}", after=f"cycle0_seed{s}"))
     if reference:
         jobs += [Job("reference", REFERENCE, s, first, grid_dir / REFERENCE / f"seed{s}") for s in seeds]

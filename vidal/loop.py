@@ -60,7 +60,8 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
 Shared cycle 0 (``only="cycle0"`` / ``cycle0_from``, used by tools/run_grid.py): cycle 0 does not
 depend on the acquisition (the initial set, the start weights, the training and the evaluation come
 from ``(seed, config without acquisition / tracker)``), so a grid trains it once per seed in an
-``only="cycle0"`` run and every method's run copies its model, ``train.json`` and ``eval.json`` after
+``only="cycle0"`` run and every method's run copies its model, ``train.json``, ``eval.json`` and
+``pool_predictions.npz`` (the cycle-0 model's predictions on the pool, made once per seed) after
 checking that ``cycle0.json`` matches its own config, seed and threads. The run then continues
 exactly as a resumed run.
 
@@ -636,6 +637,12 @@ def predict_pool(exp: Experiment, c: int, det) -> tuple[list | None, float]:
     back if this cycle's are on disk), else ``(None, 0.0)``."""
     if not any(CONTEXT_PROVIDERS[n].uses_pool_predictions for n in exp.needs):
         return None, 0.0
+    return predict_pool_always(exp, c, det)
+
+
+def predict_pool_always(exp: Experiment, c: int, det) -> tuple[list, float]:
+    """Cycle ``c``'s predictions on every train-split frame and the seconds they took (read back
+    if ``pool_predictions.npz`` is on disk, e.g. copied from a shared cycle 0), written otherwise."""
     done = exp.wd.read_pool_predictions(c, len(exp.train_set))
     if done is not None:
         return done
@@ -766,7 +773,8 @@ def run_cycle(exp: Experiment, c: int) -> bool:
     if c > 0:  # the previous cycle's checkpoint is no longer needed
         wd.path(c - 1, "model.pt").unlink(missing_ok=True)
     ev = evaluate_cycle(exp, c, len(state.labeled))
-    if exp.only == "cycle0":
+    if exp.only == "cycle0":  # the pool predictions too: every scoring method of the seed reads them
+        predict_pool_always(exp, c, exp.detector(c))
         write_json(wd.cycle0_path, exp.cycle0_key())
         exp.log(f"cycle 0 done: {wd.cycle0_path} (shared with --cycle0-from)")
         return False
@@ -928,7 +936,10 @@ class Experiment:
             if not (src / name).is_file():
                 raise ExperimentError(f"{src / name} missing: the shared cycle 0 in {self.cycle0_from} is "
                                       f"not finished; run it again with --only cycle0 --resume")
-        for name in ("model.pt", "eval.json", "train.json"):  # train.json last: it marks the step done
+        names = ("model.pt", "eval.json", "train.json")  # train.json last: it marks the step done
+        if (src / "pool_predictions.npz").is_file():  # same model, same pool: the same predictions
+            names = ("pool_predictions.npz",) + names
+        for name in names:
             atomic_write(dst / name, lambda f, n=name: shutil.copyfileobj(open(src / n, "rb"), f))
         self.log(f"cycle 0: shared model of {self.cycle0_from}")
 

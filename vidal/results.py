@@ -31,8 +31,15 @@ import numpy as np
 from vidal.grid import REFERENCE
 
 CSV_FIELDS = ("method", "seed", "cycle", "labeled_frames", "map50", "map50_frequent", "map50_all_scores",
-              "time_train_s",
+              "map50_all_scores_frequent", "time_train_s",
               "time_evaluate_s", "time_predict_s", "time_acquire_s", "time_select_s")
+_FIRST_TIME = CSV_FIELDS.index("time_train_s")
+
+#: The metrics a report can rank on: ``key -> (key of its frequent-class mean, label)``. ``map50`` is
+#: thesis 2.5.1 (detections scored below 0.5 rejected before AP); ``map50_all_scores`` is VOC AP@0.5
+#: over every detection (no score threshold: a young model's scores crossing 0.5 do not move it).
+METRICS = {"map50": ("map50_frequent", "mAP@0.5 (scores ≥ 0.5, thesis 2.5.1)"),
+           "map50_all_scores": ("map50_all_scores_frequent", "mAP@0.5 (every detection)")}
 
 
 class ResultsError(ValueError):
@@ -70,8 +77,10 @@ def collect_rows(grid_dir: str | Path, methods: Sequence[str], seeds: Sequence[i
                 rows.append({"method": m, "seed": s, "cycle": r["cycle"], "labeled_frames": r["labeled"],
                              "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
                              "map50_all_scores": r.get("mAP_all_scores"),
+                             "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
+                             if frequent and r.get("AP_all_scores") else None,
                              "ap": r["AP"], "pool_frames": r["pool_frames"],
-                             **{k: r.get(k) for k in CSV_FIELDS[7:]}})
+                             **{k: r.get(k) for k in CSV_FIELDS[_FIRST_TIME:]}})
     for s in seeds:
         path = grid_dir / REFERENCE / f"seed{s}" / "reference.json"
         if path.is_file():
@@ -79,6 +88,8 @@ def collect_rows(grid_dir: str | Path, methods: Sequence[str], seeds: Sequence[i
             rows.append({"method": REFERENCE, "seed": s, "cycle": None, "labeled_frames": r["labeled"],
                          "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
                          "map50_all_scores": r.get("mAP_all_scores"),
+                         "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
+                         if frequent and r.get("AP_all_scores") else None,
                          "ap": r["AP"], "time_train_s": r.get("time_train_s"),
                          "time_evaluate_s": r.get("time_evaluate_s")})
     return rows
@@ -251,43 +262,49 @@ def _f(v: float | None, digits: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _reference_mean(rows: Sequence[dict], key: str) -> tuple[float, float, int]:
+    """Mean, std and count of the all-data reference rows' ``key``."""
+    vals = [v for v in by_method(rows, key).get(REFERENCE, {}).get(-1, {}).values() if not math.isnan(v)]
+    if not vals:
+        return math.nan, math.nan, 0
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals)
+
+
 def summary_markdown(rows: Sequence[dict], methods: Sequence[str], *, baseline: str = "random-r",
-                     selection: dict[str, dict[str, float]] | None = None) -> str:
-    """Table 2.2-style table (final cycle; 4-class and frequent-class mAP, relative to all data,
-    paired difference to ``baseline`` with its 95 % interval), label efficiency and wall time."""
-    ref4 = [v for v in by_method(rows).get(REFERENCE, {}).get(-1, {}).values() if not math.isnan(v)]
-    ref3 = [v for v in by_method(rows, "map50_frequent").get(REFERENCE, {}).get(-1, {}).values()
-            if not math.isnan(v)]
-    r4 = float(np.mean(ref4)) if ref4 else math.nan
-    ref_every = [v for v in by_method(rows, "map50_all_scores").get(REFERENCE, {}).get(-1, {}).values()
-                 if not math.isnan(v)]
-    ref_all = float(np.mean(ref_every)) if ref_every else math.nan
-    lines = ["| Method | Seeds | Labeled | mAP@0.5 (all classes) | Rel. to all data | mAP@0.5 (frequent classes) | "
-             f"mAP@0.5, every detection | Paired diff. to {baseline} (95 % CI) | Diff. > 2 std |",
+                     selection: dict[str, dict[str, float]] | None = None, key: str = "map50") -> str:
+    """Table 2.2-style table at the final cycle, ranked on ``key`` (one of :data:`METRICS`): its
+    4-class and frequent-class mean, relative to all data, the paired difference to ``baseline``
+    with its 95 % interval, and the other metric beside; then label efficiency and wall time."""
+    key_frequent, label = METRICS[key]
+    other = next(k for k in METRICS if k != key)
+    r4, r4_std, n_ref = _reference_mean(rows, key)
+    lines = [f"| Method | Seeds | Labeled | {label}, all classes | Rel. to all data | {label}, frequent classes | "
+             f"{METRICS[other][1]}, all classes | Paired diff. to {baseline} (95 % CI) | Diff. > 2 std |",
              "|---|---:|---:|---:|---:|---:|---:|---:|:---:|"]
-    if ref4:
-        lines.append(f"| all data | {len(ref4)} | all | {_f(r4)} ± {_f(float(np.std(ref4, ddof=1)) if len(ref4) > 1 else 0.0)}"
-                     f" | 100 % | {_f(float(np.mean(ref3)) if ref3 else math.nan)} | {_f(ref_all)} | | |")
+    if n_ref:
+        lines.append(f"| all data | {n_ref} | all | {_f(r4)} ± {_f(r4_std)} | 100 % | "
+                     f"{_f(_reference_mean(rows, key_frequent)[0])} | {_f(_reference_mean(rows, other)[0])} | | |")
     for m in methods:
-        c, c3, ca = curve(rows, m), curve(rows, m, "map50_frequent"), curve(rows, m, "map50_all_scores")
+        c, c3, co = curve(rows, m, key), curve(rows, m, key_frequent), curve(rows, m, other)
         if not len(c["cycle"]):
             continue
         last = int(c["cycle"][-1])
-        rel = f"{100 * c['mean'][-1] / r4:.1f} ± {100 * c['std'][-1] / r4:.1f} %" if ref4 else "-"
+        rel = f"{100 * c['mean'][-1] / r4:.1f} ± {100 * c['std'][-1] / r4:.1f} %" if n_ref else "-"
         if m == baseline:
             diff, flag = "(baseline)", ""
         else:
-            p = paired_difference(rows, m, baseline, last)
+            p = paired_difference(rows, m, baseline, last, key)
             diff = f"{p['mean']:+.3f} [{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]" if p["n"] > 1 else "-"
             flag = "yes" if p["above_2std"] else "no"
+        freq = f"{_f(c3['mean'][-1])} ± {_f(c3['std'][-1])}" if len(c3["mean"]) else "-"
+        oth = f"{_f(co['mean'][-1])} ± {_f(co['std'][-1])}" if len(co["mean"]) else "-"
         lines.append(f"| {m} | {c['n']} | {c['labeled'][-1]:.0f} | {_f(c['mean'][-1])} ± {_f(c['std'][-1])} | {rel} | "
-                     f"{_f(c3['mean'][-1]) if len(c3['mean']) else '-'} ± {_f(c3['std'][-1]) if len(c3['std']) else '-'} | "
-                     f"{_f(ca['mean'][-1]) if len(ca['mean']) else '-'} | {diff} | {flag} |")
+                     f"{freq} | {oth} | {diff} | {flag} |")
     out = "\n".join(lines) + "\n"
-    if ref4:
+    if n_ref:
         out += "\n| Method | Frames to 90 % of all data | Frames to 95 % |\n|---|---:|---:|\n"
         for m in methods:
-            c = curve(rows, m)
+            c = curve(rows, m, key)
             if len(c["cycle"]):
                 e90, e95 = label_efficiency(c["labeled"], c["mean"], 0.9 * r4), label_efficiency(
                     c["labeled"], c["mean"], 0.95 * r4)
@@ -309,10 +326,11 @@ def summary_markdown(rows: Sequence[dict], methods: Sequence[str], *, baseline: 
     return out
 
 
-def noise_floor(rows: Sequence[dict], method: str = "random-r", other: str | None = None) -> str:
-    """Markdown: per cycle, the seed-to-seed std of ``method`` and, for every other method, the std
-    of its paired difference to ``method``."""
-    c = curve(rows, method)
+def noise_floor(rows: Sequence[dict], method: str = "random-r", other: str | None = None,
+                key: str = "map50") -> str:
+    """Markdown: per cycle, the seed-to-seed std of ``method``'s ``key`` and, for every other method,
+    the std of its paired difference to ``method``."""
+    c = curve(rows, method, key)
     others = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in (method, REFERENCE)]
     if other:
         others = [other]
@@ -322,7 +340,7 @@ def noise_floor(rows: Sequence[dict], method: str = "random-r", other: str | Non
     for i, cyc in enumerate(c["cycle"]):
         cells = []
         for m in others:
-            p = paired_difference(rows, m, method, int(cyc))
+            p = paired_difference(rows, m, method, int(cyc), key)
             cells.append(_f(p["std"]))
         lines.append(f"| {cyc} | {c['labeled'][i]:.0f} | {_f(c['mean'][i])} | {_f(c['std'][i])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -345,9 +363,13 @@ def pool_info(cfg: dict) -> tuple[np.ndarray, dict[str, int]]:
 
 def write_grid_report(grid_dir: str | Path, cfg: dict, methods: Sequence[str], seeds: Sequence[int], cycles: int,
                       out_dir: str | Path, *, name: str = "grid", baseline: str = "random-r",
-                      title: str = "") -> dict[str, Path]:
-    """``OUT/NAME.csv`` (raw rows), ``OUT/NAME_curves.png`` (4 classes), ``OUT/NAME_curves_frequent.png``
-    and ``OUT/NAME.md`` (tables, noise floor) for the finished part of a grid."""
+                      title: str = "", metric: str = "map50") -> dict[str, Path]:
+    """``OUT/NAME.csv`` (raw rows, both metrics), ``OUT/NAME_curves.png`` / ``_curves_frequent.png``
+    (ranked ``metric``: 4 classes / frequent classes), ``OUT/NAME_curves_other.png`` (the other
+    metric of :data:`METRICS`) and ``OUT/NAME.md`` (tables and noise floor of both metrics, the
+    ranked one first) for the finished part of a grid."""
+    if metric not in METRICS:
+        raise ResultsError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     grid_dir, out_dir = Path(grid_dir), Path(out_dir)
     video_of_frames, counts = pool_info(cfg)
     classes = list(counts)
@@ -355,20 +377,25 @@ def write_grid_report(grid_dir: str | Path, cfg: dict, methods: Sequence[str], s
     rows = collect_rows(grid_dir, methods, seeds, frequent)
     if not rows:
         raise ResultsError(f"{grid_dir}: no finished cycle of any run yet")
-    has_base = baseline in methods
-    sel = selection_report(grid_dir, methods, seeds, cycles, video_of_frames, baseline) if has_base else None
+    other = next(k for k in METRICS if k != metric)
+    (key_frequent, label), other_label = METRICS[metric], METRICS[other][1]
     paths = {"csv": write_csv(rows, out_dir / f"{name}.csv", classes),
-             "curves": plot_curves(rows, methods, out_dir / f"{name}_curves.png", title=title or
-                                   f"{name}: mAP@0.5 ({len(classes)} classes), mean ± std over seeds"),
+             "curves": plot_curves(rows, methods, out_dir / f"{name}_curves.png", ylabel=label, title=title or
+                                   f"{name}: {label}, {len(classes)} classes, mean ± std over seeds"),
              "curves_frequent": plot_curves(rows, methods, out_dir / f"{name}_curves_frequent.png",
-                                            key="map50_frequent", ylabel=f"mAP@0.5 ({', '.join(frequent)})",
-                                            title=f"{name}: mAP@0.5 of the {len(frequent)} frequent classes")}
-    md = [f"Frequent classes (most boxes in the pool): {', '.join(frequent)}.\n"]
-    if has_base:
-        md.append(summary_markdown(rows, [m for m in methods], baseline=baseline, selection=sel))
-        md.append("\nNoise floor (per cycle):\n\n" + noise_floor(rows, baseline))
-    else:
-        md.append(summary_markdown(rows, list(methods), baseline=methods[0]))
+                                            key=key_frequent, ylabel=f"{label} ({', '.join(frequent)})",
+                                            title=f"{name}: {label}, the {len(frequent)} frequent classes"),
+             "curves_other": plot_curves(rows, methods, out_dir / f"{name}_curves_other.png", key=other,
+                                         ylabel=other_label,
+                                         title=f"{name}: {other_label}, {len(classes)} classes (not ranked on)")}
+    base = baseline if baseline in methods else methods[0]
+    sel = selection_report(grid_dir, methods, seeds, cycles, video_of_frames, base) if baseline in methods else None
+    md = [f"Frequent classes (most boxes in the pool): {', '.join(frequent)}. Ranked on: {label}.\n",
+          summary_markdown(rows, list(methods), baseline=base, selection=sel, key=metric),
+          f"\nNoise floor (per cycle), {label}:\n\n" + noise_floor(rows, base, key=metric),
+          f"\nThe same table on {other_label} (not ranked on):\n\n"
+          + summary_markdown(rows, list(methods), baseline=base, key=other).split("\n\n")[0] + "\n",
+          f"\nNoise floor (per cycle), {other_label}:\n\n" + noise_floor(rows, base, key=other)]
     md_path = out_dir / f"{name}.md"
     md_path.write_text("\n".join(md))
     paths["markdown"] = md_path
