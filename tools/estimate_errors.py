@@ -29,7 +29,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.cli import POSITIVE_INT, cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config, section
 from vidal.data.dataset import DatasetFormatError
 from vidal.jsonsafe import json_safe
@@ -82,7 +82,7 @@ def _tc_params(cfg: dict) -> dict:
               help="Use only the first N frames of the split (whole videos, the last one cut).")
 @click.option("--overlays", type=int, default=8, show_default=True,
               help="Write overlays of the K frames with the most estimated errors.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per detector call.")
+@click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True, help="Frames per detector call.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @cfg_options

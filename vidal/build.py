@@ -54,10 +54,12 @@ def dataset_path(cfg: dict, split: str) -> Path:
 
 
 def open_split(cfg: dict, split: str, **kwargs: Any):
-    """:class:`vidal.data.VideoDataset` of ``split``."""
-    from vidal.data import VideoDataset
+    """:class:`vidal.data.VideoDataset` of ``split``, after the dataset validator's cheap checks
+    (:func:`vidal.data.validate.validated`: a broken file is one line naming it, the video and the
+    field, before anything reads it)."""
+    from vidal.data.validate import open_dataset
 
-    return VideoDataset(dataset_path(cfg, split), **kwargs)
+    return open_dataset(dataset_path(cfg, split), **kwargs)
 
 
 def detector_sections(cfg: dict) -> tuple[str, str | None, dict[str, Any]]:

@@ -87,6 +87,7 @@ import numpy as np
 
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
+from vidal.locking import LOCK_NAME, FolderLock
 from vidal.provenance import git_commit, versions
 from vidal.selection import (
     ALState,
@@ -148,8 +149,19 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(text + "\n"), "w")
 
 
+def read_work_file(path: Path, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path)``; a file of the work dir that cannot be read (truncated, not the expected
+    format, a missing field) is a one-line :class:`ExperimentError` naming it and the fix."""
+    try:
+        return reader(Path(path))
+    except Exception as e:  # noqa: BLE001 - json / zip / npz / key errors alike: name the file, one line
+        msg = " ".join(str(e).split())[:200]
+        raise ExperimentError(f"{path}: unreadable ({type(e).__name__}: {msg}); it was changed outside vidal: "
+                              f"delete it and rerun with --resume (the step that wrote it is redone)") from None
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return read_work_file(path, lambda p: json.loads(p.read_text()))
 
 
 def write_pool_predictions(path: Path, predictions: Sequence, time_s: float) -> None:
@@ -249,10 +261,13 @@ class WorkDir:
         atomic_write(self.state_path(c), lambda f: np.savez(f, format=STATE_FORMAT, cycle=c, **sd))
 
     def load_state(self, c: int, n_frames: int) -> ALState:
-        state = ALState(n_frames)
-        with np.load(self.state_path(c)) as z:
-            state.load_state_dict({"cycle_of": z["cycle_of"]})
-        return state
+        def load(path: Path) -> ALState:
+            state = ALState(n_frames)
+            with np.load(path, allow_pickle=False) as z:
+                state.load_state_dict({"cycle_of": z["cycle_of"]})
+            return state
+
+        return read_work_file(self.state_path(c), load)
 
     def read_pool_predictions(self, c: int, n_frames: int) -> tuple[list, float] | None:
         """``(predictions, time_s)`` of cycle ``c``, None when not predicted yet."""
@@ -266,8 +281,11 @@ class WorkDir:
         atomic_write(self.path(c, "selection.npz"), lambda f: np.savez(f, **sel.arrays()))
 
     def read_selection(self, c: int) -> Selection:
-        with np.load(self.path(c, "selection.npz")) as z:
-            return Selection.from_arrays({k: z[k] for k in z.files})
+        def load(path: Path) -> Selection:
+            with np.load(path, allow_pickle=False) as z:
+                return Selection.from_arrays({k: z[k] for k in z.files})
+
+        return read_work_file(self.path(c, "selection.npz"), load)
 
     def write_metrics(self) -> list[dict]:
         """``metrics.jsonl`` from the ``row.json`` of the finished cycles; returns the rows."""
@@ -288,7 +306,7 @@ class WorkDir:
         ``resume``); anything else is a one-line :class:`ExperimentError`."""
         exp, conf = self.root / "experiment.json", self.root / "config.py"
         if not (exp.is_file() and conf.is_file()):
-            if self.root.exists() and any(p.name != "log.txt" for p in self.root.iterdir()):
+            if self.root.exists() and any(p.name not in ("log.txt", LOCK_NAME) for p in self.root.iterdir()):
                 raise ExperimentError(f"{self.root} is not empty and holds no vidal AL experiment; "
                                       f"choose another --work-dir")
             return True
@@ -991,6 +1009,12 @@ class Experiment:
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        self.wd.root.mkdir(parents=True, exist_ok=True)
+        # one process per work dir: a second one stops here in one line naming the holder's PID
+        with FolderLock(self.wd.root, "AL run (tools/run_al.py)"):
+            return self._run_locked()
+
+    def _run_locked(self) -> dict:
         self._start_work_dir()
         P = self.protocol
         self.log(f"{'new' if self.fresh else 'resuming'} experiment in {self.work_dir}: {self.acquisition_name}, "
