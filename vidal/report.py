@@ -29,8 +29,9 @@ class ReportError(ValueError):
 
 
 #: Fields every row of ``metrics.jsonl`` must have, and their JSON types (None allowed for mAP).
-METRICS_ROW_FIELDS = {"cycle": (int,), "labeled": (int,), "labeled_fraction": (int, float),
-                      "mAP": (int, float, type(None)), "AP": (dict,)}
+METRICS_ROW_FIELDS = {"cycle": (int,), "labeled": (int,), "mAP": (int, float, type(None))}
+#: Fields checked when present.
+METRICS_ROW_OPTIONAL = {"labeled_fraction": (int, float), "AP": (dict,), "mAP_all_scores": (int, float, type(None))}
 
 
 def read_json_file(path: str | Path) -> Any:
@@ -61,7 +62,7 @@ def read_metrics(path: str | Path) -> list[dict]:
                               f"rerun the run with tools/run_al.py --resume to rewrite it") from None
         if not isinstance(row, dict):
             raise ReportError(f"{path}: line {n} is not a JSON object")
-        for key, types in METRICS_ROW_FIELDS.items():
+        for key, types in [*METRICS_ROW_FIELDS.items(), *((k, t) for k, t in METRICS_ROW_OPTIONAL.items() if k in row)]:
             if key not in row or not isinstance(row[key], types) or isinstance(row[key], bool):
                 got = repr(row[key])[:40] if key in row else "missing"
                 raise ReportError(f"{path}: line {n}: field {key!r} is {got}, expected "

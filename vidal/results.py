@@ -71,22 +71,22 @@ def collect_rows(grid_dir: str | Path, methods: Sequence[str], seeds: Sequence[i
                 continue
             for r in read_metrics(path):
                 rows.append({"method": m, "seed": s, "cycle": r["cycle"], "labeled_frames": r["labeled"],
-                             "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
+                             "map50": r["mAP"], "map50_frequent": _mean_ap(r.get("AP") or {}, frequent) if frequent else None,
                              "map50_all_scores": r.get("mAP_all_scores"),
                              "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
                              if frequent and r.get("AP_all_scores") else None,
-                             "ap": r["AP"], "pool_frames": r["pool_frames"],
+                             "ap": r.get("AP") or {}, "pool_frames": r["pool_frames"],
                              **{k: r.get(k) for k in CSV_FIELDS[_FIRST_TIME:]}})
     for s in seeds:
         path = grid_dir / REFERENCE / f"seed{s}" / "reference.json"
         if path.is_file():
             r = read_json_file(path)
             rows.append({"method": REFERENCE, "seed": s, "cycle": None, "labeled_frames": r["labeled"],
-                         "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
+                         "map50": r["mAP"], "map50_frequent": _mean_ap(r.get("AP") or {}, frequent) if frequent else None,
                          "map50_all_scores": r.get("mAP_all_scores"),
                          "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
                          if frequent and r.get("AP_all_scores") else None,
-                         "ap": r["AP"], "time_train_s": r.get("time_train_s"),
+                         "ap": r.get("AP") or {}, "time_train_s": r.get("time_train_s"),
                          "time_evaluate_s": r.get("time_evaluate_s")})
     return rows
 
