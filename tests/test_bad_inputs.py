@@ -368,3 +368,53 @@ def test_generate_killed_while_rendering_then_rerun_leaves_only_the_outputs(tmp_
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert sorted(os.listdir(out)) == ["data_card.md", "data_card_montage.png", "test.h5", "train.h5"]
+
+
+def test_generate_killed_while_merging_then_rerun_leaves_only_the_outputs(tmp_path):
+    """A real SIGKILL in the merge step: the process kills itself right after the first split's
+    merge returns (the second split not merged yet, nothing renamed into place)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gen"
+    args = ["--preset", "synthia-al", "--scale", "0.004", "--resolution", "64x48", "--workers", "1", "--out",
+            str(out), "--quiet"]
+    killer = ("import os, signal, sys, runpy\n"
+              "import synth.generate as g\n"
+              "real = g.merge_shards\n"
+              "def merge(*a, **k):\n"
+              "    path = real(*a, **k)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "g.merge_shards = merge\n"
+              f"sys.argv = ['generate.py'] + {args!r}\n"
+              f"runpy.run_path({str(REPO / 'tools' / 'generate.py')!r}, run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == -9, res.stderr[-2000:]
+    left = sorted(os.listdir(out))
+    assert any(".pending-" in n for n in left) and any(n.startswith(".shards-") for n in left), left
+    assert "train.h5" not in left and "test.h5" not in left
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "generate.py"), *args], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["data_card.md", "data_card_montage.png", "test.h5", "train.h5"]
+
+
+@pytest.mark.parametrize("case", ["file", "foreign_folder", "two_args"])
+def test_setup_mmdet_env_refuses_a_bad_venv_dir_before_building(tmp_path, case):
+    import subprocess
+
+    target = tmp_path / "venv"
+    if case == "file":
+        target.write_text("not a venv")
+    elif case == "foreign_folder":
+        target.mkdir()
+        (target / "thesis.tex").write_text("x")
+    args = [str(target)] + (["extra"] if case == "two_args" else [])
+    before = _files(tmp_path)
+    res = subprocess.run(["bash", str(REPO / "tools" / "setup_mmdet_env.sh"), *args], capture_output=True, text=True,
+                         timeout=60)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("setup_mmdet_env: "), res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert _files(tmp_path) == before
