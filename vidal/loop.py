@@ -75,7 +75,6 @@ metrics as an uninterrupted one (with the same number of threads).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import time
@@ -85,6 +84,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vidal import build
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
 from vidal.locking import LOCK_NAME, FolderLock
@@ -419,7 +419,7 @@ class ALProtocol:
 
 
 def al_section(cfg: dict) -> dict[str, Any]:
-    where = cfg.get("_config_path_", "config")
+    where = build.config_where(cfg)
     al = section(cfg, "al")
     check_keys(al, AL_DEFAULTS, f"{where}: al")
     al = {**AL_DEFAULTS, **al}
@@ -460,7 +460,7 @@ def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
 
 def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     al = al_section(cfg)
-    where = cfg.get("_config_path_", "config")
+    where = build.config_where(cfg)
     try:
         initial = budget_count(al["initial"], n_frames, what="al.initial")
         budget = budget_count(al["budget"], n_frames, what="al.budget")
@@ -472,53 +472,11 @@ def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
 
 
-def _accepted(fn) -> tuple[set[str], bool]:
-    params = inspect.signature(fn).parameters.values()
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}, var_kw
-
-
-def build_acquisition(cfg: dict):
-    """The acquisition of the ``acquisition`` section (name + constructor kwargs, strict)."""
-    import vidal.acquisition  # noqa: F401 - registers the acquisitions
-    from vidal.registry import ACQUISITIONS
-
-    where = cfg.get("_config_path_", "config")
-    acq = section(cfg, "acquisition")
-    name = acq.pop("name", None)
-    if name is None:
-        raise ConfigError(f"{where}: acquisition needs a name; valid names: {', '.join(ACQUISITIONS.names())}")
-    try:
-        cls = ACQUISITIONS.get(name)
-    except KeyError as e:
-        raise ConfigError(f"{where}: acquisition.name: {e.args[0]}") from None
-    allowed, var_kw = _accepted(cls.__init__) if cls.__init__ is not object.__init__ else (set(), False)
-    if not var_kw:
-        check_keys(acq, {"name"} | allowed, f"{where}: acquisition ({name})")
-    try:
-        return cls(**acq)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: acquisition ({name}): {e}") from None
-
-
 def tracker_section(cfg: dict, needs: frozenset) -> tuple[str, dict] | None:
-    """``(name, options)`` of the ``tracker`` section, checked; None when not needed."""
-    import vidal.tracking  # noqa: F401 - registers the trackers
-    from vidal.registry import TRACKERS
-
-    where = cfg.get("_config_path_", "config")
-    tr = section(cfg, "tracker", required="tracks" in needs)
-    if not tr:
-        return None
-    name = tr.pop("name", None)
-    try:
-        cls = TRACKERS.get(name)
-    except KeyError as e:
-        raise ConfigError(f"{where}: tracker.name: {e.args[0]}") from None
-    allowed, var_kw = _accepted(cls.for_dataset)
-    if not var_kw:
-        check_keys(tr, {"name"} | (allowed - {"dataset", "cls"}), f"{where}: tracker ({name})")
-    return (name, tr) if "tracks" in needs else None
+    """``(name, options)`` of the ``tracker`` section (required when an acquisition needs tracks),
+    checked; None when not needed."""
+    spec = build.tracker_spec(cfg, required="tracks" in needs)
+    return spec if "tracks" in needs else None
 
 
 # ----------------------------------------------------------------------------- the acquisition context
@@ -850,7 +808,7 @@ class Experiment:
         self.wd = WorkDir(work_dir)
         self._echo = echo or (lambda s: print(s, flush=True))
         self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
-        self.where = cfg.get("_config_path_", "config")
+        self.where = build.config_where(cfg)
         self._check_sections(cfg)
         self._open_splits(cfg)
         self.config_text = dump(cfg)
@@ -868,7 +826,7 @@ class Experiment:
         from vidal.build import check_detector, evaluation_options
 
         al_section(cfg)
-        self.acquisition = build_acquisition(cfg)
+        self.acquisition = build.build_acquisition(cfg)
         self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
         unknown = sorted(self.needs - set(CONTEXT_PROVIDERS))
         if unknown:
@@ -963,13 +921,7 @@ class Experiment:
 
     # ---- tracker and detector
     def _build_tracker(self):
-        from vidal.registry import TRACKERS
-
-        name, options = self.tracker_spec
-        try:
-            return TRACKERS.get(name).for_dataset(self.train_set, **options)
-        except (TypeError, ValueError, OSError) as e:
-            raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+        return build.build_tracker(self.cfg, self.tracker_spec, self.train_set)
 
     def seed_torch(self, cycle: int, step: str) -> int:
         import torch
