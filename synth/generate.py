@@ -22,7 +22,7 @@ from tqdm import tqdm
 import synth
 from synth.scenario import load_scenario, plan_sequences
 from synth.sequence import RenderOptions, generate_sequence
-from vidal.data.writer import merge_shards
+from vidal.data.writer import merge_shards, remove_stale_temporaries
 
 SPLITS = ("train", "test")
 
@@ -84,6 +84,7 @@ def generate_dataset(*, preset: str, out: str | Path, scale: float = 1.0, resolu
     config = {"scenario": scenario.to_dict(), "scale": scale, "resolution": [width, height],
               "seed": seed, "render": opts.__dict__, "synth_version": synth.__version__}
     command = command or " ".join([Path(sys.executable).name] + sys.argv)
+    remove_stale_temporaries(out)  # what a killed earlier run left
     shard_dir = out / f".shards-{os.getpid()}"
     shard_dir.mkdir()
     start = time.perf_counter()
@@ -105,17 +106,22 @@ def generate_dataset(*, preset: str, out: str | Path, scale: float = 1.0, resolu
                     bar.update(res.n_frames)
         bar.close()
         render_s = time.perf_counter() - start
+        pending: dict[str, Path] = {}  # every split merged under a hidden name, then all renamed
         for split in SPLITS:
             shards = sorted((r for r in results if r.split == split), key=lambda r: r.name)
             if not shards:
                 continue
-            written[split] = str(merge_shards(out / f"{split}.h5", [r.shard for r in shards], {
+            pending[split] = merge_shards(out / f".{split}.h5.pending-{os.getpid()}", [r.shard for r in shards], {
                 "classes": list(scenario.classes), "fps": scenario.fps, "split": split,
                 "generator_config": json.dumps(config, sort_keys=True), "seed": seed,
-                "command": command, "created_by": f"synth {synth.__version__}"}, overwrite=overwrite))
+                "command": command, "created_by": f"synth {synth.__version__}"}, overwrite=True)
+        for split, path in pending.items():
+            os.replace(path, out / f"{split}.h5")
+            written[split] = str(out / f"{split}.h5")
     except BaseException:
-        for path in written.values():  # all splits or none: drop a split merged before the error
+        for path in written.values():  # all splits or none: drop a split renamed before the error
             Path(path).unlink(missing_ok=True)
+        remove_stale_temporaries(out, include_own=True)
         raise
     finally:
         shutil.rmtree(shard_dir, ignore_errors=True)

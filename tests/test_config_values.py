@@ -47,3 +47,22 @@ def test_schedule_and_detector_values_are_checked(tmp_path, option, message):
         check_detector(cfg)
     line = str(e.value)
     assert line.startswith(f"{c}: detector: ") and message in line and "\n" not in line
+
+
+def test_tracker_spec_one_builder_for_the_loop_and_the_tools():
+    """vidal.build.tracker_spec: the section's name and options, a tool's --tracker overriding the
+    name (the section's options then apply only to the same tracker), strict keys, clear names."""
+    from vidal.build import tracker_spec
+
+    cfg = {"_config_path_": "exp.py", "tracker": {"name": "flow", "mode": "median"}}
+    assert tracker_spec(cfg) == ("flow", {"mode": "median"})
+    assert tracker_spec(cfg, name="flow") == ("flow", {"mode": "median"})
+    assert tracker_spec(cfg, name="identity") == ("identity", {})
+    assert tracker_spec({"_config_path_": "exp.py"}) is None
+    assert tracker_spec({"_config_path_": "exp.py"}, default="identity") == ("identity", {})
+    with pytest.raises(ConfigError, match=r"^exp.py: tracker \(flow\): unknown key\(s\) speed; valid keys: "):
+        tracker_spec({"_config_path_": "exp.py", "tracker": {"name": "flow", "speed": 2}})
+    with pytest.raises(ConfigError, match=r"^--tracker: tracker.name: .*bogus"):
+        tracker_spec(cfg, name="bogus")
+    with pytest.raises(ConfigError, match=r"^exp.py: no 'tracker' section"):
+        tracker_spec({"_config_path_": "exp.py"}, required=True)

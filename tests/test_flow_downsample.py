@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from vidal.data import VideoDataset
 from vidal.tracking import FlowTracker
 from vidal.tracking.flow import _bilinear, to_grid
 from vidal.tracking.flow_cache import (
@@ -161,7 +162,11 @@ def test_compute_flow_cache_downsample_and_resume_keeps_the_setting(tmp_path, si
     w.close()
 
 
-def test_compute_flow_cli_downsample(tmp_path, six):
+def test_compute_flow_cli_downsample(tmp_path):
+    from tiny_videos import write_split
+
+    write_split(tmp_path / "valid.h5", [6, 2], seed=0, split="test")  # the tool validates its input first
+    six = VideoDataset(tmp_path / "valid.h5")
     r = CliRunner().invoke(load_tool("compute_flow"), [six.paths[0], "--downsample", "2", "--out",
                                                       str(tmp_path / "cli.flow.h5"), "--quiet"])
     assert r.exit_code == 0, r.output

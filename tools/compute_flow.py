@@ -23,8 +23,9 @@ import os
 import click
 
 import vidal
-from vidal.cli import command_line, one_line_errors
-from vidal.data.dataset import DatasetFormatError, VideoDataset
+from vidal.cli import DEVICE, command_line, one_line_errors
+from vidal.data.dataset import DatasetFormatError
+from vidal.data.validate import open_dataset
 from vidal.tracking.flow_cache import DEFAULT_DOWNSAMPLE, FlowCacheError, default_flow_path
 from vidal.tracking.flow_methods import METHODS, FlowWeightsError, build_flow_method, compute_flow_cache
 
@@ -50,7 +51,7 @@ from vidal.tracking.flow_methods import METHODS, FlowWeightsError, build_flow_me
                    "full-resolution flow (ds_epe_*).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Output .flow.h5 [default: next to DATASET, e.g. train.flow.h5].")
-@click.option("--device", default="cpu", show_default=True, help="Torch device of raft / pwcnet (cpu, cuda).")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="Torch device of raft / pwcnet (cpu, cuda).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
 @click.option("--allow-random-weights", is_flag=True, hidden=True,
               help="Run raft / pwcnet without --weights (speed tests only).")
@@ -72,7 +73,7 @@ def main(dataset, method, weights, raft_size, dis_preset, dtype, compression, do
         if method in ("raft", "pwcnet"):
             options["allow_random"] = allow_random_weights
         flow_method = build_flow_method(method, weights=weights, device=device, **options)
-        ds = VideoDataset(dataset)
+        ds = open_dataset(dataset)
         result = compute_flow_cache(ds, out, flow_method, dtype=dtype, progress=not quiet, compression=compression,
                                     downsample=downsample,
                                     attrs={"command": command, "created_by": f"vidal {vidal.__version__}"})

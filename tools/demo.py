@@ -59,6 +59,13 @@ def generate(out: Path, scale: str, workers: int, timings: dict[str, float]) -> 
 @click.option("--workers", type=int, default=2, show_default=True, help="Processes (generation and AL runs).")
 def main(out, methods, seeds, workers):
     """Generate a small dataset, run a short AL comparison on CPU, plot the curves and the table."""
+    from vidal.cli import one_line_errors
+    from vidal.grid import GridError, choose_methods, discover_methods, parse_seeds, threads_per_worker
+
+    with one_line_errors(GridError):  # bad options stop here, before any data is generated
+        choose_methods(discover_methods(CONFIGS), methods)
+        parse_seeds(seeds)
+        threads_per_worker(workers)
     t0 = time.perf_counter()
     out = Path(out)
     timings: dict[str, float] = {}

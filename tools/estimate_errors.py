@@ -20,7 +20,6 @@ estimated errors.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
@@ -29,36 +28,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.cli import POSITIVE_INT, cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config, section
 from vidal.data.dataset import DatasetFormatError
 from vidal.jsonsafe import json_safe
-
-
-def _tracker(cfg: dict, name: str | None, dataset):
-    import vidal.tracking  # noqa: F401 - registers the trackers
-    from vidal.registry import TRACKERS
-
-    where = cfg.get("_config_path_", "config")
-    tr = section(cfg, "tracker", required=False)
-    cfg_name = tr.pop("name", None)
-    name = name or cfg_name or "identity"
-    options = tr if cfg_name == name else {}
-    try:
-        cls = TRACKERS.get(name)
-    except KeyError as e:
-        raise ConfigError(f"--tracker: {e.args[0]}") from None
-    params = inspect.signature(cls.for_dataset).parameters.values()
-    if not any(p.kind is p.VAR_KEYWORD for p in params):
-        allowed = {p.name for p in params} - {"dataset", "cls"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigError(f"{where}: tracker ({name}): unknown key(s) {', '.join(unknown)}; valid: "
-                              f"{', '.join(sorted(allowed))}")
-    try:
-        return name, options, cls.for_dataset(dataset, **options)
-    except TypeError as e:
-        raise ConfigError(f"{where}: tracker ({name}): {e}") from None
 
 
 def _tc_params(cfg: dict) -> dict:
@@ -82,7 +55,7 @@ def _tc_params(cfg: dict) -> dict:
               help="Use only the first N frames of the split (whole videos, the last one cut).")
 @click.option("--overlays", type=int, default=8, show_default=True,
               help="Write overlays of the K frames with the most estimated errors.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Frames per detector call.")
+@click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True, help="Frames per detector call.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @cfg_options
@@ -95,7 +68,7 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
         TemporalCoherence,
         evaluate_estimates,
     )
-    from vidal.build import open_split
+    from vidal.build import build_tracker, config_where, open_split, tracker_spec
     from vidal.detection import load_detector
     from vidal.tracking.base import Tracker
     from vidal.training import predict_frames
@@ -105,7 +78,7 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
         torch.set_num_threads(threads)
     with one_line_errors(ConfigError, DatasetFormatError, ValueError, OSError):
         cfg = load_config(config, cfg_options)
-        where = cfg["_config_path_"]
+        where = config_where(cfg)
         try:
             tc = TemporalCoherence(**_tc_params(cfg))
         except ValueError as e:
@@ -115,7 +88,8 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
             raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
         if overlays < 0:
             raise ValueError(f"--overlays must be >= 0, got {overlays}")
-        name, tracker_options, tracker = _tracker(cfg, tracker_name, dataset)
+        name, tracker_options = tracker_spec(cfg, name=tracker_name, default="identity")
+        tracker = build_tracker(cfg, (name, tracker_options), dataset)
         if not isinstance(tracker, Tracker):
             raise ConfigError(f"tracker {name!r} does not implement the Tracker protocol (propagate)")
         try:

@@ -16,7 +16,7 @@ import time
 
 import click
 
-from vidal.cli import one_line_errors
+from vidal.cli import DEVICE, one_line_errors
 from vidal.data.dataset import DatasetFormatError
 from vidal.data.validate import open_dataset
 from vidal.registry import TRACKERS
@@ -34,7 +34,7 @@ from vidal.tracking.siamfc import SiamFCWeightsError
 @click.option("--mode", type=click.Choice(["center", "median"]), default="center", show_default=True,
               help="Flow tracker: flow at the box centre or median flow inside the box.")
 @click.option("--siamfc-weights", type=click.Path(dir_okay=False), default=None, help="SiamFC state dict.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device of SiamFC.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="Torch device of SiamFC.")
 @click.option("--deltas", default="1,3,-1,-3", show_default=True, help="Comma-separated frame offsets.")
 @click.option("--frame-step", type=int, default=1, show_default=True, help="Use every k-th source frame.")
 @click.option("--threshold", type=float, default=0.5, show_default=True)

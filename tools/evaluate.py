@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from vidal.build import dataset_path, evaluation_options, open_split
-from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.cli import DEVICE, POSITIVE_INT, cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.data.dataset import DatasetFormatError
 from vidal.data.validate import validated
@@ -29,9 +29,9 @@ from vidal.training import evaluate_frames, predict_frames, spread_indices
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--split", default="test", show_default=True, help="Dataset split of the config.")
-@click.option("--max-frames", type=int, default=None, help="At most N frames spread over the split.")
+@click.option("--max-frames", type=POSITIVE_INT, default=None, help="At most N frames spread over the split.")
 @click.option("--coco", is_flag=True, help="Also compute COCO metrics (pycocotools).")
-@click.option("--device", default=None, help="cpu / cuda (default: the checkpoint's).")
+@click.option("--device", type=DEVICE, default=None, help="cpu / cuda (default: the checkpoint's).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="JSON output (default: metrics_<split>.json next to CHECKPOINT).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")

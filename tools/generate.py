@@ -11,7 +11,7 @@ import click
 
 from synth.generate import GenerateError, generate_dataset
 from synth.scenario import ScenarioError, available_presets
-from vidal.cli import command_line, one_line_errors
+from vidal.cli import SEED, command_line, one_line_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +20,7 @@ from vidal.cli import command_line, one_line_errors
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Fraction of the full preset's frames (0.01 = 1 %); sequences and lengths shrink together.")
 @click.option("--resolution", default="640x480", show_default=True, help="Frame size WxH.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed; same seed, same dataset.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed; same seed, same dataset.")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
               help="Worker processes rendering sequences in parallel.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from synth.datacard import write_datacard
-from vidal.cli import one_line_errors
+from vidal.cli import SEED, one_line_errors
 from vidal.data.dataset import DatasetFormatError
 from vidal.data.h5format import video_name_problem
 from vidal.data.validate import validated
@@ -34,7 +34,7 @@ from vidal.data.validate import validated
               help="Consecutive frame pairs sampled per split and per subset for the pixel redundancy.")
 @click.option("--montage-tiles", default=12, show_default=True, type=click.IntRange(min=1),
               help="Sample frames in the montage.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the frame samples.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the frame samples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing NAME.md / NAME_montage.png.")
 def main(split_files: tuple[Path, ...], out_dir: Path, name: str, redundancy_pairs: int,
          montage_tiles: int, seed: int, overwrite: bool) -> None:

@@ -25,8 +25,21 @@ def read_curve(work_dir: Path, key: str = "mAP50") -> tuple[list[float], list[fl
     path = work_dir / "metrics.jsonl"
     if not path.is_file():
         raise ValueError(f"{path}: not found; is {work_dir} a tools/train.py work dir?")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get(key) is not None]
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{path}: line {n} is not JSON ({e}); the file was changed outside vidal") from None
+        value, minutes = (row.get(key), row.get("train_minutes")) if isinstance(row, dict) else (None, None)
+        if value is None:
+            continue
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, minutes)):
+            raise ValueError(f"{path}: line {n}: {key} and train_minutes must be numbers, got {value!r} and "
+                             f"{minutes!r}")
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no evaluated epoch with {key} (train with --eval-every 1)")
     return [0.0] + [r["train_minutes"] for r in rows], [0.0] + [r[key] for r in rows]

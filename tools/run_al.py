@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import click
 
-from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.cli import SEED, cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.loop import Experiment, ExperimentError
+from vidal.data.dataset import DatasetFormatError
+from vidal.locking import FolderLockedError
 from vidal.weights import WeightsError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--work-dir", required=True, type=click.Path(file_okay=False), help="Output folder of this run.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Experiment seed: initial labeled set (shared by all methods), training, tie-breaking.")
 @click.option("--resume", is_flag=True, help="Continue the experiment in --work-dir from its last completed step.")
 @click.option("--threads", type=int, default=None,
@@ -38,7 +40,8 @@ from vidal.weights import WeightsError
 def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from):
     """Run the AL experiment of CONFIG into --work-dir."""
     command = command_line()
-    with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError):
+    with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError, DatasetFormatError,
+                         FolderLockedError):
         cfg = load_config(config, cfg_options)
         exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command,
                          only=only, cycle0_from=cycle0_from)

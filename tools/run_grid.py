@@ -73,13 +73,14 @@ def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, 
     from tqdm import tqdm
 
     from vidal.config import ConfigError
-    from vidal.grid import (GRID_FORMAT, GridError, GridLock, GridRunner, check_grid_dir, choose_methods,
+    from vidal.grid import (GRID_FORMAT, GridError, GridRunner, check_grid_dir, choose_methods,
                             discover_methods, parse_seeds, plan, threads_per_worker)
+    from vidal.locking import FolderLock, FolderLockedError
     from vidal.loop import ExperimentError
     from vidal.results import ResultsError, write_grid_report
 
     grid_dir = Path(work_dir)
-    with one_line_errors(GridError, ConfigError, ExperimentError, FileNotFoundError, ValueError):
+    with one_line_errors(GridError, ConfigError, ExperimentError, FileNotFoundError, ValueError, FolderLockedError):
         chosen = choose_methods(discover_methods(config_dir), methods)
         seed_list = parse_seeds(seeds)
         threads = threads_per_worker(workers)
@@ -91,7 +92,7 @@ def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, 
         identity = {"format": GRID_FORMAT, "configs": str(Path(config_dir).resolve()), "protocol": protocol,
                     "threads": threads}
         identity = check_grid_dir(grid_dir, identity)
-        GridLock(grid_dir).__enter__()  # held until the process ends (the kernel releases it even on kill -9)
+        FolderLock(grid_dir, "tools/run_grid.py").acquire()  # held until the process ends (even kill -9)
     jobs = plan(chosen, seed_list, grid_dir, reference=reference)
     click.echo(f"grid {grid_dir}: {len(chosen)} methods x {len(seed_list)} seeds"
                f"{' + all-data reference' if reference else ''} ({len(jobs)} jobs with the shared cycle 0 of each "

@@ -13,6 +13,16 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-mmdet}"
+if [[ $# -gt 1 ]]; then
+  echo "setup_mmdet_env: one argument (VENV_DIR) expected, got $#: $*" >&2; exit 2
+fi
+if [[ -e "$VENV" && ! -d "$VENV" ]]; then
+  echo "setup_mmdet_env: $VENV exists and is not a folder; choose another VENV_DIR" >&2; exit 2
+fi
+if [[ -d "$VENV" && -n "$(ls -A "$VENV")" && ! -f "$VENV/pyvenv.cfg" ]]; then
+  echo "setup_mmdet_env: $VENV is a non-empty folder that is not a virtual environment; choose another VENV_DIR" >&2
+  exit 2
+fi
 PY_FOR_VENV="${VIDAL_MMDET_PYTHON:-}"
 
 if [[ -z "$PY_FOR_VENV" ]]; then

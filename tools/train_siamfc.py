@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 import vidal
-from vidal.cli import command_line, one_line_errors
+from vidal.cli import DEVICE, POSITIVE_INT, SEED, command_line, one_line_errors
 from vidal.data.dataset import DatasetFormatError
 from vidal.data.validate import open_dataset
 from vidal.tracking.siamfc import SiamFCWeightsError, load_siamfc
@@ -29,14 +29,14 @@ from vidal.tracking.train_siamfc import train_siamfc
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output .pth state dict.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--pairs-per-epoch", type=int, default=512, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=8, show_default=True)
 @click.option("--lr", type=float, default=1e-2, show_default=True, help="Initial SGD learning rate.")
 @click.option("--lr-end", type=float, default=1e-5, show_default=True, help="Learning rate of the last epoch.")
 @click.option("--max-gap", type=int, default=10, show_default=True, help="Max frames between exemplar and search.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
               help="Start from these weights (fine-tuning) instead of a random initialisation.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(dataset, out, epochs, pairs_per_epoch, batch_size, lr, lr_end, max_gap, init, seed, device, overwrite,

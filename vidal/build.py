@@ -1,4 +1,7 @@
-"""Config sections → objects (design.md 5.6): datasets and detectors.
+"""Config sections → objects (design.md 5.6): datasets, detectors, acquisitions and trackers.
+
+One builder per registry, one signature per registry, strict keys everywhere: a key the built
+class does not accept is a one-line error naming the config file, the section and the valid keys.
 
 Sections (see ``configs/_base_``):
 
@@ -34,8 +37,86 @@ EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco", "matching", "max_frames
 EVALUATION_DEFAULTS = {"score_threshold": 0.5, "nms_iou": 0.5, "coco": False, "matching": "voc", "max_frames": None}
 
 
-def _where(cfg: dict) -> str:
+def config_where(cfg: dict) -> str:
+    """The config file a dict was loaded from (for error messages), "config" when built in code."""
     return str(cfg.get("_config_path_", "config"))
+
+
+_where = config_where
+
+
+def accepted_keys(fn) -> tuple[set[str], bool]:
+    """``(keyword names fn accepts, whether it takes **kwargs)``: the valid keys of a section whose
+    values go to ``fn`` (a constructor or ``for_dataset``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return names - {"self", "cls", "dataset"}, var_kw
+
+
+def build_acquisition(cfg: dict):
+    """The acquisition of the ``acquisition`` section: ``name`` (registered in
+    :data:`vidal.registry.ACQUISITIONS`) and its constructor's keyword arguments, strict."""
+    import vidal.acquisition  # noqa: F401 - registers the acquisitions
+    from vidal.registry import ACQUISITIONS
+
+    where = config_where(cfg)
+    acq = section(cfg, "acquisition")
+    name = acq.pop("name", None)
+    if name is None:
+        raise ConfigError(f"{where}: acquisition needs a name; valid names: {', '.join(ACQUISITIONS.names())}")
+    try:
+        cls = ACQUISITIONS.get(name)
+    except KeyError as e:
+        raise ConfigError(f"{where}: acquisition.name: {e.args[0]}") from None
+    allowed, var_kw = accepted_keys(cls.__init__) if cls.__init__ is not object.__init__ else (set(), False)
+    if not var_kw:
+        check_keys(acq, {"name"} | allowed, f"{where}: acquisition ({name})")
+    try:
+        return cls(**acq)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: acquisition ({name}): {e}") from None
+
+
+def tracker_spec(cfg: dict, *, name: str | None = None, required: bool = False,
+                 default: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """``(name, options)`` of a tracker, checked against its ``for_dataset`` (strict keys).
+
+    The ``tracker`` section gives both; ``name`` (a tool's ``--tracker``) overrides the section's
+    name, and then the section's options apply only if it names the same tracker. ``required``:
+    a missing section is an error; otherwise ``default`` (or None: no tracker)."""
+    import vidal.tracking  # noqa: F401 - registers the trackers
+    from vidal.registry import TRACKERS
+
+    where = config_where(cfg)
+    tr = section(cfg, "tracker", required=required and name is None)
+    section_name = tr.pop("name", None)
+    chosen = name or section_name or default
+    if chosen is None:
+        return None
+    options = tr if section_name == chosen else {}
+    try:
+        cls = TRACKERS.get(chosen)
+    except KeyError as e:
+        raise ConfigError(f"{where if name is None else '--tracker'}: tracker.name: {e.args[0]}") from None
+    allowed, var_kw = accepted_keys(cls.for_dataset)
+    if not var_kw:
+        check_keys(options, {"name"} | allowed, f"{where}: tracker ({chosen})")
+    return chosen, options
+
+
+def build_tracker(cfg: dict, spec: tuple[str, dict[str, Any]], dataset):
+    """The tracker of :func:`tracker_spec` for ``dataset`` (``for_dataset``); its errors (a missing
+    flow cache, weights) are one line naming the config."""
+    from vidal.registry import TRACKERS
+
+    name, options = spec
+    try:
+        return TRACKERS.get(name).for_dataset(dataset, **options)
+    except (TypeError, ValueError, OSError) as e:
+        raise ConfigError(f"{config_where(cfg)}: tracker ({name}): {e}") from None
 
 
 def dataset_path(cfg: dict, split: str) -> Path:
@@ -54,10 +135,12 @@ def dataset_path(cfg: dict, split: str) -> Path:
 
 
 def open_split(cfg: dict, split: str, **kwargs: Any):
-    """:class:`vidal.data.VideoDataset` of ``split``."""
-    from vidal.data import VideoDataset
+    """:class:`vidal.data.VideoDataset` of ``split``, after the dataset validator's cheap checks
+    (:func:`vidal.data.validate.validated`: a broken file is one line naming it, the video and the
+    field, before anything reads it)."""
+    from vidal.data.validate import open_dataset
 
-    return VideoDataset(dataset_path(cfg, split), **kwargs)
+    return open_dataset(dataset_path(cfg, split), **kwargs)
 
 
 def detector_sections(cfg: dict) -> tuple[str, str | None, dict[str, Any]]:

@@ -48,3 +48,67 @@ def cfg_options(func):
         return func(*args, cfg_options=list(cfg_option_values), **kwargs)
 
     return wrapper
+
+
+#: The largest seed every consumer accepts (``numpy.random.seed`` and torch take 32-bit seeds).
+MAX_SEED = 2**32 - 1
+
+
+class _OneLineParam(click.ParamType):
+    """A parameter type whose bad values are one ``Error: --name: ...`` line (no usage block)."""
+
+    def fail_one_line(self, param, message: str):
+        name = param.opts[0] if param is not None and getattr(param, "opts", None) else self.name
+        raise click.ClickException(f"{name}: {message}")
+
+
+class IntInRange(_OneLineParam):
+    """An integer in ``[low, high]`` (``high`` None: unbounded)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int | None = None, what: str = ""):
+        self.low, self.high, self.what = low, high, what
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail_one_line(param, f"expected an integer{self.what}, got {value!r}")
+        if n < self.low or (self.high is not None and n > self.high):
+            upper = f"..{self.high}" if self.high is not None else " or more"
+            self.fail_one_line(param, f"{n} is out of range: use {self.low}{upper}{self.what}")
+        return n
+
+
+SEED = IntInRange(0, MAX_SEED)
+POSITIVE_INT = IntInRange(1)
+
+
+class Device(_OneLineParam):
+    """A torch device string (``cpu``, ``cuda``, ``cuda:N``) that this machine has."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if value is None:
+            return None
+        text = str(value).strip()
+        kind, _, index = text.partition(":")
+        if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+            self.fail_one_line(param, f"{text!r} is not a device: use cpu, cuda or cuda:N")
+        if kind == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                self.fail_one_line(param, f"{text}: this machine has no CUDA device "
+                                          f"(torch.cuda.is_available() is False); use --device cpu")
+            if index and int(index) >= torch.cuda.device_count():
+                self.fail_one_line(param, f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return text
+
+
+DEVICE = Device()

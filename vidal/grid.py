@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import fcntl
 import json
 import os
 import signal
@@ -33,6 +32,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from vidal.cli import MAX_SEED
 
 GRID_FORMAT = "vidal-grid-v1"
 REFERENCE = "all-data"
@@ -77,6 +78,8 @@ def parse_seeds(text: str) -> list[int]:
     if not parts or any(not p.isdigit() for p in parts):
         raise GridError(f"--seeds must be comma-separated integers >= 0 like 0,1,2, got {text!r}")
     seeds = [int(p) for p in parts]
+    if max(seeds) > MAX_SEED:
+        raise GridError(f"--seeds: {max(seeds)} is out of range: use 0..{MAX_SEED}")
     if len(set(seeds)) != len(seeds):
         raise GridError(f"--seeds names a seed twice: {text!r}")
     return seeds
@@ -168,30 +171,6 @@ def check_grid_dir(grid_dir: Path, identity: dict[str, Any]) -> dict[str, Any]:
     tmp.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return identity
-
-
-class GridLock:
-    """An exclusive ``flock`` on ``GRID/.lock`` for the grid's lifetime (released by the kernel when
-    the process dies, even by SIGKILL): two runners never drive the same folder."""
-
-    def __init__(self, grid_dir: Path):
-        self.path = grid_dir / ".lock"
-        self.fd: int | None = None
-
-    def __enter__(self) -> GridLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise GridError(f"another tools/run_grid.py is running on {self.path.parent}; wait for it or stop it")
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -75,7 +75,6 @@ metrics as an uninterrupted one (with the same number of threads).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import time
@@ -85,8 +84,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vidal import build
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
+from vidal.locking import LOCK_NAME, FolderLock
 from vidal.provenance import git_commit, versions
 from vidal.selection import (
     ALState,
@@ -148,8 +149,19 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(text + "\n"), "w")
 
 
+def read_work_file(path: Path, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path)``; a file of the work dir that cannot be read (truncated, not the expected
+    format, a missing field) is a one-line :class:`ExperimentError` naming it and the fix."""
+    try:
+        return reader(Path(path))
+    except Exception as e:  # noqa: BLE001 - json / zip / npz / key errors alike: name the file, one line
+        msg = " ".join(str(e).split())[:200]
+        raise ExperimentError(f"{path}: unreadable ({type(e).__name__}: {msg}); it was changed outside vidal: "
+                              f"delete it and rerun with --resume (the step that wrote it is redone)") from None
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return read_work_file(path, lambda p: json.loads(p.read_text()))
 
 
 def write_pool_predictions(path: Path, predictions: Sequence, time_s: float) -> None:
@@ -249,10 +261,13 @@ class WorkDir:
         atomic_write(self.state_path(c), lambda f: np.savez(f, format=STATE_FORMAT, cycle=c, **sd))
 
     def load_state(self, c: int, n_frames: int) -> ALState:
-        state = ALState(n_frames)
-        with np.load(self.state_path(c)) as z:
-            state.load_state_dict({"cycle_of": z["cycle_of"]})
-        return state
+        def load(path: Path) -> ALState:
+            state = ALState(n_frames)
+            with np.load(path, allow_pickle=False) as z:
+                state.load_state_dict({"cycle_of": z["cycle_of"]})
+            return state
+
+        return read_work_file(self.state_path(c), load)
 
     def read_pool_predictions(self, c: int, n_frames: int) -> tuple[list, float] | None:
         """``(predictions, time_s)`` of cycle ``c``, None when not predicted yet."""
@@ -266,8 +281,11 @@ class WorkDir:
         atomic_write(self.path(c, "selection.npz"), lambda f: np.savez(f, **sel.arrays()))
 
     def read_selection(self, c: int) -> Selection:
-        with np.load(self.path(c, "selection.npz")) as z:
-            return Selection.from_arrays({k: z[k] for k in z.files})
+        def load(path: Path) -> Selection:
+            with np.load(path, allow_pickle=False) as z:
+                return Selection.from_arrays({k: z[k] for k in z.files})
+
+        return read_work_file(self.path(c, "selection.npz"), load)
 
     def write_metrics(self) -> list[dict]:
         """``metrics.jsonl`` from the ``row.json`` of the finished cycles; returns the rows."""
@@ -288,7 +306,7 @@ class WorkDir:
         ``resume``); anything else is a one-line :class:`ExperimentError`."""
         exp, conf = self.root / "experiment.json", self.root / "config.py"
         if not (exp.is_file() and conf.is_file()):
-            if self.root.exists() and any(p.name != "log.txt" for p in self.root.iterdir()):
+            if self.root.exists() and any(p.name not in ("log.txt", LOCK_NAME) for p in self.root.iterdir()):
                 raise ExperimentError(f"{self.root} is not empty and holds no vidal AL experiment; "
                                       f"choose another --work-dir")
             return True
@@ -401,7 +419,7 @@ class ALProtocol:
 
 
 def al_section(cfg: dict) -> dict[str, Any]:
-    where = cfg.get("_config_path_", "config")
+    where = build.config_where(cfg)
     al = section(cfg, "al")
     check_keys(al, AL_DEFAULTS, f"{where}: al")
     al = {**AL_DEFAULTS, **al}
@@ -442,7 +460,7 @@ def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
 
 def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     al = al_section(cfg)
-    where = cfg.get("_config_path_", "config")
+    where = build.config_where(cfg)
     try:
         initial = budget_count(al["initial"], n_frames, what="al.initial")
         budget = budget_count(al["budget"], n_frames, what="al.budget")
@@ -454,53 +472,11 @@ def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
 
 
-def _accepted(fn) -> tuple[set[str], bool]:
-    params = inspect.signature(fn).parameters.values()
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}, var_kw
-
-
-def build_acquisition(cfg: dict):
-    """The acquisition of the ``acquisition`` section (name + constructor kwargs, strict)."""
-    import vidal.acquisition  # noqa: F401 - registers the acquisitions
-    from vidal.registry import ACQUISITIONS
-
-    where = cfg.get("_config_path_", "config")
-    acq = section(cfg, "acquisition")
-    name = acq.pop("name", None)
-    if name is None:
-        raise ConfigError(f"{where}: acquisition needs a name; valid names: {', '.join(ACQUISITIONS.names())}")
-    try:
-        cls = ACQUISITIONS.get(name)
-    except KeyError as e:
-        raise ConfigError(f"{where}: acquisition.name: {e.args[0]}") from None
-    allowed, var_kw = _accepted(cls.__init__) if cls.__init__ is not object.__init__ else (set(), False)
-    if not var_kw:
-        check_keys(acq, {"name"} | allowed, f"{where}: acquisition ({name})")
-    try:
-        return cls(**acq)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: acquisition ({name}): {e}") from None
-
-
 def tracker_section(cfg: dict, needs: frozenset) -> tuple[str, dict] | None:
-    """``(name, options)`` of the ``tracker`` section, checked; None when not needed."""
-    import vidal.tracking  # noqa: F401 - registers the trackers
-    from vidal.registry import TRACKERS
-
-    where = cfg.get("_config_path_", "config")
-    tr = section(cfg, "tracker", required="tracks" in needs)
-    if not tr:
-        return None
-    name = tr.pop("name", None)
-    try:
-        cls = TRACKERS.get(name)
-    except KeyError as e:
-        raise ConfigError(f"{where}: tracker.name: {e.args[0]}") from None
-    allowed, var_kw = _accepted(cls.for_dataset)
-    if not var_kw:
-        check_keys(tr, {"name"} | (allowed - {"dataset", "cls"}), f"{where}: tracker ({name})")
-    return (name, tr) if "tracks" in needs else None
+    """``(name, options)`` of the ``tracker`` section (required when an acquisition needs tracks),
+    checked; None when not needed."""
+    spec = build.tracker_spec(cfg, required="tracks" in needs)
+    return spec if "tracks" in needs else None
 
 
 # ----------------------------------------------------------------------------- the acquisition context
@@ -832,7 +808,7 @@ class Experiment:
         self.wd = WorkDir(work_dir)
         self._echo = echo or (lambda s: print(s, flush=True))
         self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
-        self.where = cfg.get("_config_path_", "config")
+        self.where = build.config_where(cfg)
         self._check_sections(cfg)
         self._open_splits(cfg)
         self.config_text = dump(cfg)
@@ -850,7 +826,7 @@ class Experiment:
         from vidal.build import check_detector, evaluation_options
 
         al_section(cfg)
-        self.acquisition = build_acquisition(cfg)
+        self.acquisition = build.build_acquisition(cfg)
         self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
         unknown = sorted(self.needs - set(CONTEXT_PROVIDERS))
         if unknown:
@@ -945,13 +921,7 @@ class Experiment:
 
     # ---- tracker and detector
     def _build_tracker(self):
-        from vidal.registry import TRACKERS
-
-        name, options = self.tracker_spec
-        try:
-            return TRACKERS.get(name).for_dataset(self.train_set, **options)
-        except (TypeError, ValueError, OSError) as e:
-            raise ConfigError(f"{self.where}: tracker ({name}): {e}") from None
+        return build.build_tracker(self.cfg, self.tracker_spec, self.train_set)
 
     def seed_torch(self, cycle: int, step: str) -> int:
         import torch
@@ -991,6 +961,12 @@ class Experiment:
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        self.wd.root.mkdir(parents=True, exist_ok=True)
+        # one process per work dir: a second one stops here in one line naming the holder's PID
+        with FolderLock(self.wd.root, "AL run (tools/run_al.py)"):
+            return self._run_locked()
+
+    def _run_locked(self) -> dict:
         self._start_work_dir()
         P = self.protocol
         self.log(f"{'new' if self.fresh else 'resuming'} experiment in {self.work_dir}: {self.acquisition_name}, "

@@ -28,6 +28,50 @@ class ReportError(ValueError):
     """A run folder is missing or unreadable; the message names it."""
 
 
+#: Fields every row of ``metrics.jsonl`` must have, and their JSON types (None allowed for mAP).
+METRICS_ROW_FIELDS = {"cycle": (int,), "labeled": (int,), "mAP": (int, float, type(None))}
+#: Fields checked when present.
+METRICS_ROW_OPTIONAL = {"labeled_fraction": (int, float), "AP": (dict,), "mAP_all_scores": (int, float, type(None))}
+
+
+def read_json_file(path: str | Path) -> Any:
+    """A JSON file of a run; unreadable or invalid JSON is a one-line :class:`ReportError`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ReportError(f"{path}: not readable JSON ({' '.join(str(e).split())[:160]}); the run folder was "
+                          f"changed outside vidal: rerun it with tools/run_al.py --resume") from None
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl``, each checked for :data:`METRICS_ROW_FIELDS`; a bad line is a
+    one-line :class:`ReportError` naming the file, the line and the field."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: unreadable ({e})") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise ReportError(f"{path}: line {n} is not JSON ({e}); the file was changed outside vidal: "
+                              f"rerun the run with tools/run_al.py --resume to rewrite it") from None
+        if not isinstance(row, dict):
+            raise ReportError(f"{path}: line {n} is not a JSON object")
+        for key, types in [*METRICS_ROW_FIELDS.items(), *((k, t) for k, t in METRICS_ROW_OPTIONAL.items() if k in row)]:
+            if key not in row or not isinstance(row[key], types) or isinstance(row[key], bool):
+                got = repr(row[key])[:40] if key in row else "missing"
+                raise ReportError(f"{path}: line {n}: field {key!r} is {got}, expected "
+                                  f"{' or '.join('null' if t is type(None) else t.__name__ for t in types)}; "
+                                  f"rerun the run with tools/run_al.py --resume to rewrite it")
+        rows.append(row)
+    return rows
+
+
 PRETTY = {"random": "Random", "random_r": "Random+R", "least_confidence": "Least confidence",
           "margin": "Margin sampling", "entropy": "Entropy", "oracle_fp": "Oracle (FP)",
           "oracle_fn": "Oracle (FN)", "temporal_coherence": "Temporal coherence"}
@@ -74,11 +118,11 @@ def load_run(path: str | Path) -> Run:
         cfg = read_snapshot(path / "config.py")  # parsed, never executed: run folders may come from others
     except ConfigError as e:
         raise ReportError(f"{path}: cannot read the config snapshot: {e}") from None
-    exp = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else {}
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    exp = read_json_file(path / "experiment.json") if (path / "experiment.json").is_file() else {}
+    rows = read_metrics(metrics)
     if not rows:
         raise ReportError(f"{path}: metrics.jsonl has no completed cycle yet")
-    ref = json.loads((path / "reference.json").read_text()) if (path / "reference.json").is_file() else None
+    ref = read_json_file(path / "reference.json") if (path / "reference.json").is_file() else None
     return Run(path=path, label=method_label(cfg), acquisition=str(cfg.get("acquisition", {}).get("name", "?")),
                seed=int(exp.get("seed", rows[0].get("seed", 0))), rows=rows, reference=ref, config=cfg)
 

@@ -20,7 +20,6 @@ the initial weights and the cycle-0 model):
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from vidal.grid import REFERENCE
+from vidal.report import ReportError, read_json_file, read_metrics
 
 CSV_FIELDS = ("method", "seed", "cycle", "labeled_frames", "map50", "map50_frequent", "map50_all_scores",
               "map50_all_scores_frequent", "time_train_s",
@@ -42,12 +42,8 @@ METRICS = {"map50": ("map50_frequent", "mAP@0.5 (scores ≥ 0.5, thesis 2.5.1)")
            "map50_all_scores": ("map50_all_scores_frequent", "mAP@0.5 (every detection)")}
 
 
-class ResultsError(ValueError):
+class ResultsError(ReportError):
     """A grid folder lacks what a report needs; the message names the file."""
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def frequent_classes(pool_box_counts: dict[str, int], n: int) -> list[str]:
@@ -73,24 +69,24 @@ def collect_rows(grid_dir: str | Path, methods: Sequence[str], seeds: Sequence[i
             path = grid_dir / m / f"seed{s}" / "metrics.jsonl"
             if not path.is_file():
                 continue
-            for r in _read_jsonl(path):
+            for r in read_metrics(path):
                 rows.append({"method": m, "seed": s, "cycle": r["cycle"], "labeled_frames": r["labeled"],
-                             "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
+                             "map50": r["mAP"], "map50_frequent": _mean_ap(r.get("AP") or {}, frequent) if frequent else None,
                              "map50_all_scores": r.get("mAP_all_scores"),
                              "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
                              if frequent and r.get("AP_all_scores") else None,
-                             "ap": r["AP"], "pool_frames": r["pool_frames"],
+                             "ap": r.get("AP") or {}, "pool_frames": r["pool_frames"],
                              **{k: r.get(k) for k in CSV_FIELDS[_FIRST_TIME:]}})
     for s in seeds:
         path = grid_dir / REFERENCE / f"seed{s}" / "reference.json"
         if path.is_file():
-            r = json.loads(path.read_text())
+            r = read_json_file(path)
             rows.append({"method": REFERENCE, "seed": s, "cycle": None, "labeled_frames": r["labeled"],
-                         "map50": r["mAP"], "map50_frequent": _mean_ap(r["AP"], frequent) if frequent else None,
+                         "map50": r["mAP"], "map50_frequent": _mean_ap(r.get("AP") or {}, frequent) if frequent else None,
                          "map50_all_scores": r.get("mAP_all_scores"),
                          "map50_all_scores_frequent": _mean_ap(r.get("AP_all_scores") or {}, frequent)
                          if frequent and r.get("AP_all_scores") else None,
-                         "ap": r["AP"], "time_train_s": r.get("time_train_s"),
+                         "ap": r.get("AP") or {}, "time_train_s": r.get("time_train_s"),
                          "time_evaluate_s": r.get("time_evaluate_s")})
     return rows
 

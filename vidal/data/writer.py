@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,46 @@ def temporary_path(out_path: Path) -> Path:
     return out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
 
 
+#: Hidden temporaries of vidal's writers and synth's generator: ``.NAME.tmp-PID``,
+#: ``.NAME.shards-PID-XXXX``, ``.shards-PID``, ``.NAME.frames-tmp-PID`` (``-old-``), ``.NAME.pending-PID``.
+_TEMPORARY = re.compile(r"^\.(?:.+\.)?(?:tmp|shards|frames-tmp|frames-old|pending)-(\d+)(?:-.*)?$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, include_own: bool = False) -> list[Path]:
+    """Delete the writers' temporaries in ``folder`` whose process is gone (a ``kill -9`` during
+    writing leaves them; a rerun calls this first). Temporaries of live processes are kept, this
+    process's too unless ``include_own`` (its own clean-up after an error). Returns the removed paths."""
+    import shutil
+
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = _TEMPORARY.match(entry.name)
+        pid = int(m.group(1)) if m else -1
+        if not m or (_process_alive(pid) and not (include_own and pid == os.getpid())):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def merge_shards(out_path: str | os.PathLike, shard_paths: Iterable[str | os.PathLike],
                  root_attrs: Mapping[str, object], *, overwrite: bool = False) -> Path:
     """Write the split file ``out_path`` from one-video shard files, atomically.
@@ -261,7 +302,8 @@ def write_videos(out_path: str | os.PathLike, videos: Iterable[VideoToWrite], ro
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists; pass overwrite=True (--overwrite) to replace it")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.shards-") as tmp:
+    remove_stale_temporaries(out_path.parent)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.shards-{os.getpid()}-") as tmp:
         shards = []
         with tqdm(total=total_frames, desc=desc, unit="frame", disable=not progress) as bar:
             for k, video in enumerate(videos):

@@ -185,12 +185,23 @@ class GroundTruthFlow:
     batch_size = 1
     options: dict[str, Any] = {}
 
-    def video_flow(self, dataset, video: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """(forward t->t+1, backward t+1->t) ``[H,W,2]`` of video index ``video``."""
+    def check(self, dataset) -> None:
+        """Every video of ``dataset`` holds ground-truth flow (before any output is created)."""
+        for v in range(len(dataset.videos)):
+            self._require_flow(dataset, v)
+
+    @staticmethod
+    def _require_flow(dataset, video: int):
         g = dataset._group(video)
         if "flow" not in g:
             raise ValueError(f"{dataset.videos[video].file}: video {dataset.videos[video].name} has no "
-                             f"ground-truth 'flow' (generate with --flow)")
+                             f"ground-truth 'flow'; regenerate it with tools/generate.py --flow, or use "
+                             f"--method dis")
+        return g
+
+    def video_flow(self, dataset, video: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(forward t->t+1, backward t+1->t) ``[H,W,2]`` of video index ``video``."""
+        g = self._require_flow(dataset, video)
         fwd = np.asarray(g["flow"][t], np.float32)
         return fwd, invert_flow(fwd)
 
@@ -257,6 +268,8 @@ def compute_flow_cache(dataset, out: str | os.PathLike, method, *, dtype: str = 
     from vidal.tracking.flow_cache import DEFAULT_DOWNSAMPLE, FlowCacheWriter
 
     downsample = DEFAULT_DOWNSAMPLE if downsample is None else downsample
+    if hasattr(method, "check"):  # inputs the method needs, before out.partial exists
+        method.check(dataset)
     writer = FlowCacheWriter(out, dataset, method=method.name, options=dict(method.options), dtype=dtype,
                              attrs=attrs, compression=compression, downsample=downsample)
     stats = {"sum": 0.0, "over": 0, "n": 0, "zsum": 0.0, "zover": 0, "e": [], "z": [],
