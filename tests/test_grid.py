@@ -241,3 +241,21 @@ def test_initial_schedule_errors_are_one_line(tiny, tmp_path, value, message):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_the_report_ranks_and_plots_the_chosen_metric():
+    """summary_markdown ranks on ``key``; report_figures plots the ranked metric first and the other
+    one beside it (a report that ranked one metric and plotted another was a bug)."""
+    from vidal.results import report_figures, summary_markdown
+
+    rows = [{"method": m, "seed": s, "cycle": c, "labeled_frames": 10 + 5 * c, "map50": t, "map50_all_scores": a}
+            for m, thesis, every in (("random-r", [0.1, 0.2], [0.3, 0.4]), ("oracle-fp", [0.1, 0.25], [0.3, 0.35]))
+            for s in (0, 1) for c, (t, a) in enumerate(zip(thesis, every))]
+    every = summary_markdown(rows, ["random-r", "oracle-fp"], key="map50_all_scores")
+    thesis = summary_markdown(rows, ["random-r", "oracle-fp"], key="map50")
+    assert "| oracle-fp | 2 | 15 | 0.350 ± 0.000 |" in every and "-0.050 [" in every
+    assert "| oracle-fp | 2 | 15 | 0.250 ± 0.000 |" in thesis and "+0.050 [" in thesis
+    for metric, other in (("map50_all_scores", "map50"), ("map50", "map50_all_scores")):
+        figs = report_figures("cpu", metric, ["car"], 4)
+        assert [f["key"] for f in figs] == [metric, f"{metric}_frequent", other]
+        assert [f["file"] for f in figs] == ["cpu_curves.png", "cpu_curves_frequent.png", "cpu_curves_other.png"]

@@ -357,6 +357,19 @@ def pool_info(cfg: dict) -> tuple[np.ndarray, dict[str, int]]:
     return pool.video_of_frames(), {c: int(counts[k + 1]) for k, c in enumerate(pool.classes)}
 
 
+def report_figures(name: str, metric: str, frequent: Sequence[str], n_classes: int, title: str = "") -> list[dict]:
+    """The curves of a report: ``{name, file, key, ylabel, title}`` each; the first two plot the
+    ranked ``metric`` (all classes, frequent classes), the third the other metric of :data:`METRICS`."""
+    other = next(k for k in METRICS if k != metric)
+    key_frequent, label = METRICS[metric]
+    return [{"name": "curves", "file": f"{name}_curves.png", "key": metric, "ylabel": label,
+             "title": title or f"{name}: {label}, {n_classes} classes, mean ± std over seeds"},
+            {"name": "curves_frequent", "file": f"{name}_curves_frequent.png", "key": key_frequent,
+             "ylabel": f"{label} ({', '.join(frequent)})", "title": f"{name}: {label}, the {len(frequent)} frequent classes"},
+            {"name": "curves_other", "file": f"{name}_curves_other.png", "key": other, "ylabel": METRICS[other][1],
+             "title": f"{name}: {METRICS[other][1]}, {n_classes} classes (not ranked on)"}]
+
+
 def write_grid_report(grid_dir: str | Path, cfg: dict, methods: Sequence[str], seeds: Sequence[int], cycles: int,
                       out_dir: str | Path, *, name: str = "grid", baseline: str = "random-r",
                       title: str = "", metric: str = "map50") -> dict[str, Path]:
@@ -374,16 +387,11 @@ def write_grid_report(grid_dir: str | Path, cfg: dict, methods: Sequence[str], s
     if not rows:
         raise ResultsError(f"{grid_dir}: no finished cycle of any run yet")
     other = next(k for k in METRICS if k != metric)
-    (key_frequent, label), other_label = METRICS[metric], METRICS[other][1]
-    paths = {"csv": write_csv(rows, out_dir / f"{name}.csv", classes),
-             "curves": plot_curves(rows, methods, out_dir / f"{name}_curves.png", ylabel=label, title=title or
-                                   f"{name}: {label}, {len(classes)} classes, mean ± std over seeds"),
-             "curves_frequent": plot_curves(rows, methods, out_dir / f"{name}_curves_frequent.png",
-                                            key=key_frequent, ylabel=f"{label} ({', '.join(frequent)})",
-                                            title=f"{name}: {label}, the {len(frequent)} frequent classes"),
-             "curves_other": plot_curves(rows, methods, out_dir / f"{name}_curves_other.png", key=other,
-                                         ylabel=other_label,
-                                         title=f"{name}: {other_label}, {len(classes)} classes (not ranked on)")}
+    label, other_label = METRICS[metric][1], METRICS[other][1]
+    paths = {"csv": write_csv(rows, out_dir / f"{name}.csv", classes)}
+    for fig in report_figures(name, metric, frequent, len(classes), title):
+        paths[fig["name"]] = plot_curves(rows, methods, out_dir / fig["file"], key=fig["key"], ylabel=fig["ylabel"],
+                                         title=fig["title"])
     base = baseline if baseline in methods else methods[0]
     sel = selection_report(grid_dir, methods, seeds, cycles, video_of_frames, base) if baseline in methods else None
     md = [f"Frequent classes (most boxes in the pool): {', '.join(frequent)}. Ranked on: {label}.\n",
