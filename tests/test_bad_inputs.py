@@ -418,3 +418,19 @@ def test_setup_mmdet_env_refuses_a_bad_venv_dir_before_building(tmp_path, case):
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("setup_mmdet_env: "), res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
     assert _files(tmp_path) == before
+
+
+def test_test_mmdet_refuses_a_bad_environment_folder_before_building(tmp_path):
+    """tools/test_mmdet.sh (what .ci/run calls) passes VIDAL_MMDET_VENV to the setup script: a file
+    there stops it in one line, nothing built."""
+    import subprocess
+
+    target = tmp_path / "venv"
+    target.write_text("not a venv")
+    before = _files(tmp_path)
+    res = subprocess.run(["bash", str(REPO / "tools" / "test_mmdet.sh")], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "VIDAL_MMDET_VENV": str(target)})
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and lines == [f"setup_mmdet_env: {target} exists and is not a folder; choose another "
+                                             f"VENV_DIR"], res.stderr
+    assert _files(tmp_path) == before
