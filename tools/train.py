@@ -32,6 +32,12 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def describe_model(detector) -> str:
+    """What the detector is, for the log: the torchvision backbone or the mmdet config."""
+    config = detector.config
+    return str(getattr(config, "backbone", None) or getattr(config, "config", None) or type(detector).__name__)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--work-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
@@ -60,7 +66,7 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
     torch.manual_seed(detector.config.seed)
     epochs = detector.config.epochs
     eval_epochs = range(eval_every, epochs + 1, eval_every) if eval_every > 0 else ()
-    click.echo(f"training {detector.config.backbone} on {len(train_set)} frames of {train_set.paths[0]} "
+    click.echo(f"training {describe_model(detector)} on {len(train_set)} frames of {train_set.paths[0]} "
                f"for {epochs} epochs; evaluating on {eval_max_frames or len(test_set)} test frames")
     t = time.perf_counter()
     rows = train_detector(detector, train_set, work_dir=work, test_set=test_set, eval_epochs=eval_epochs,
