@@ -68,7 +68,7 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
         TemporalCoherence,
         evaluate_estimates,
     )
-    from vidal.build import build_tracker, config_where, open_split, tracker_spec
+    from vidal.build import build_spec, build_tracker, config_where, tracker_spec
     from vidal.detection import load_detector
     from vidal.tracking.base import Tracker
     from vidal.training import predict_frames
@@ -83,7 +83,7 @@ def main(config, checkpoint, tracker_name, split, out, max_frames, overlays, bat
             tc = TemporalCoherence(**_tc_params(cfg))
         except ValueError as e:
             raise ConfigError(f"{where}: {e}") from None
-        dataset = open_split(cfg, split)
+        dataset = build_spec(cfg, splits=(split,), detector=False, evaluation=False).open(split)
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
         if overlays < 0:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import click
 
-from vidal.build import dataset_path, evaluation_options, open_split
+from vidal.build import build_spec
 from vidal.cli import DEVICE, POSITIVE_INT, cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.data.dataset import DatasetFormatError
-from vidal.data.validate import validated
 from vidal.detection import load_detector
 from vidal.provenance import provenance
 from vidal.training import evaluate_frames, predict_frames, spread_indices
@@ -44,9 +43,9 @@ def main(config, checkpoint, split, max_frames, coco, device, out, overwrite, cf
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
         cfg = load_config(config, cfg_options)
-        validated(dataset_path(cfg, split))
-        dataset = open_split(cfg, split)
-        ev = {**evaluation_options(cfg), **({"coco": True} if coco else {})}
+        spec = build_spec(cfg, splits=(split,), detector=False)  # the checkpoint holds the detector
+        dataset = spec.open(split)
+        ev = {**spec.evaluation, **({"coco": True} if coco else {})}
         config_max_frames = ev.pop("max_frames")
         max_frames = max_frames if max_frames is not None else config_max_frames
         expect = {"device": device} if device else {}

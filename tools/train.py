@@ -16,11 +16,10 @@ from pathlib import Path
 
 import click
 
-from vidal.build import build_detector, dataset_path, evaluation_options, open_split
+from vidal.build import build_spec
 from vidal.cli import cfg_options, command_line, one_line_errors
 from vidal.config import ConfigError, dump, load_config
 from vidal.data.dataset import DatasetFormatError
-from vidal.data.validate import validated
 from vidal.provenance import provenance
 from vidal.training import spread_indices, train_detector
 
@@ -53,10 +52,10 @@ def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet):
 
     with one_line_errors(ConfigError, DatasetFormatError, ValueError, OSError):
         cfg = load_config(config, cfg_options)
-        validated([dataset_path(cfg, "train"), dataset_path(cfg, "test")])
-        train_set, test_set = open_split(cfg, "train"), open_split(cfg, "test")
-        detector = build_detector(cfg, train_set.classes)
-        eval_options = evaluation_options(cfg)
+        spec = build_spec(cfg)  # every section and dataset path, before anything is read or written
+        train_set, test_set = spec.open("train"), spec.open("test")
+        detector = spec.detector.build(train_set.classes)
+        eval_options = dict(spec.evaluation)
         config_max_frames = eval_options.pop("max_frames")
         eval_max_frames = eval_max_frames if eval_max_frames is not None else config_max_frames
     work = Path(work_dir)

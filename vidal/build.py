@@ -21,7 +21,10 @@ Unknown keys are errors naming the config file and listing the valid keys.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from vidal.config import ConfigError, check_keys, section
@@ -189,9 +192,7 @@ def check_detector(cfg: dict) -> None:
 def build_detector(cfg: dict, class_names, **overrides: Any):
     """A fresh detector (a :class:`vidal.detection.base.Detector`) from the config sections."""
     backend, prof, fields = detector_sections(cfg)
-    cls = _backend_class(cfg, backend)
-    with _detector_errors(cfg):
-        return cls.from_config(class_names=class_names, profile=prof, fields={**fields, **overrides})
+    return DetectorSpec(config_where(cfg), backend, prof, fields).build(class_names, **overrides)
 
 
 def evaluation_options(cfg: dict) -> dict[str, Any]:
@@ -207,3 +208,81 @@ def evaluation_options(cfg: dict) -> dict[str, Any]:
     if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
         raise ConfigError(f"{_where(cfg)}: evaluation.max_frames must be an int >= 1 or None, got {m!r}")
     return ev
+
+
+# ----------------------------------------------------------------------------- the experiment spec
+@dataclasses.dataclass(frozen=True)
+class DetectorSpec:
+    """The ``detector`` and ``schedule`` sections, checked (keys, values, the backend's framework
+    and files): :meth:`build` makes fresh models without checking again."""
+
+    where: str
+    backend: str
+    profile: str | None
+    fields: Mapping[str, Any]
+
+    def build(self, class_names, **overrides: Any):
+        """A fresh :class:`vidal.detection.base.Detector` for ``class_names`` (``overrides``: fields
+        such as ``seed``)."""
+        cls = _backend_class({"_config_path_": self.where}, self.backend)
+        with _detector_errors({"_config_path_": self.where}):
+            return cls.from_config(class_names=class_names, profile=self.profile,
+                                   fields={**self.fields, **overrides})
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """A config checked in one pass (:func:`build_spec`): every error is found before any work.
+
+    ``splits``: split name -> existing dataset path (validated and opened by :meth:`open`);
+    ``detector`` / ``evaluation``: None when not asked for; ``acquisition``: the built acquisition
+    and ``tracker``: ``(name, options)`` when the acquisition needs tracks (AL runs only)."""
+
+    where: str
+    splits: Mapping[str, Path]
+    detector: DetectorSpec | None
+    evaluation: Mapping[str, Any] | None
+    acquisition: Any = None
+    tracker: tuple[str, Mapping[str, Any]] | None = None
+
+    @property
+    def needs(self) -> frozenset:
+        return frozenset(getattr(self.acquisition, "needs", frozenset()))
+
+    def open(self, split: str, **kwargs: Any):
+        """The :class:`vidal.data.VideoDataset` of ``split`` after the dataset validator's checks."""
+        from vidal.data.validate import open_dataset
+
+        return open_dataset(self.splits[split], **kwargs)
+
+
+def detector_spec(cfg: dict) -> DetectorSpec:
+    """The checked detector section (:func:`check_detector`) as a :class:`DetectorSpec`."""
+    backend, prof, fields = detector_sections(cfg)
+    check_detector(cfg)
+    return DetectorSpec(config_where(cfg), backend, prof, MappingProxyType(dict(fields)))
+
+
+def build_spec(cfg: dict, *, splits: Sequence[str] = ("train", "test"), detector: bool = True,
+               evaluation: bool = True, acquisition: bool = False,
+               known_needs: Sequence[str] | None = None) -> ExperimentSpec:
+    """Check ``cfg`` in one pass and return its :class:`ExperimentSpec`; the sections are read in
+    the order acquisition (and its tracker), detector, evaluation, datasets, and the first problem
+    is a one-line :class:`ConfigError`. ``known_needs``: the needs the caller can provide (an
+    acquisition needing another one is an error)."""
+    where = config_where(cfg)
+    acq = tracker = None
+    if acquisition:
+        acq = build_acquisition(cfg)
+        needs = frozenset(getattr(acq, "needs", frozenset()))
+        unknown = sorted(needs - set(known_needs)) if known_needs is not None else []
+        if unknown:
+            name = getattr(acq, "name", type(acq).__name__)
+            raise ConfigError(f"{where}: acquisition ({name}) needs {', '.join(unknown)}; "
+                              f"the loop provides {', '.join(known_needs)}")
+        spec = tracker_spec(cfg, required="tracks" in needs)
+        tracker = spec if "tracks" in needs else None
+    det = detector_spec(cfg) if detector else None
+    ev = MappingProxyType(evaluation_options(cfg)) if evaluation else None
+    paths = MappingProxyType({s: dataset_path(cfg, s) for s in splits})
+    return ExperimentSpec(where, paths, det, ev, acq, tracker)

@@ -472,13 +472,6 @@ def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
     return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
 
 
-def tracker_section(cfg: dict, needs: frozenset) -> tuple[str, dict] | None:
-    """``(name, options)`` of the ``tracker`` section (required when an acquisition needs tracks),
-    checked; None when not needed."""
-    spec = build.tracker_spec(cfg, required="tracks" in needs)
-    return spec if "tracks" in needs else None
-
-
 # ----------------------------------------------------------------------------- the acquisition context
 
 
@@ -822,26 +815,17 @@ class Experiment:
         self.oracle = oracle if oracle is not None else SimulatedOracle(self.train_set)
 
     def _check_sections(self, cfg: dict) -> None:
-        """The al, acquisition, tracker, detector and evaluation sections, before any data is opened."""
-        from vidal.build import check_detector, evaluation_options
-
+        """The al section, then the experiment spec in one pass (acquisition, tracker, detector,
+        evaluation, dataset paths: :func:`vidal.build.build_spec`), before any data is opened."""
         al_section(cfg)
-        self.acquisition = build.build_acquisition(cfg)
-        self.needs = frozenset(getattr(self.acquisition, "needs", frozenset()))
-        unknown = sorted(self.needs - set(CONTEXT_PROVIDERS))
-        if unknown:
-            raise ConfigError(f"{self.where}: acquisition ({self.acquisition_name}) needs {', '.join(unknown)}; "
-                              f"the loop provides {', '.join(CONTEXT_PROVIDERS)}")
-        self.tracker_spec = tracker_section(cfg, self.needs)
-        check_detector(cfg)
-        self.eval_options = evaluation_options(cfg)
+        self.spec = build.build_spec(cfg, acquisition=True, known_needs=tuple(CONTEXT_PROVIDERS))
+        self.acquisition, self.needs, self.tracker_spec = self.spec.acquisition, self.spec.needs, self.spec.tracker
+        self.eval_options = dict(self.spec.evaluation)
 
     def _open_splits(self, cfg: dict) -> None:
-        """The train and test splits, and what depends on the train split's size."""
-        from vidal.build import open_split
-
-        self.train_set = open_split(cfg, "train")
-        self.test_set = open_split(cfg, "test")
+        """The train and test splits (validated), and what depends on the train split's size."""
+        self.train_set = self.spec.open("train")
+        self.test_set = self.spec.open("test")
         if self.train_set.classes != self.test_set.classes:
             raise ConfigError(f"{self.where}: train classes {self.train_set.classes} differ from test classes "
                               f"{self.test_set.classes}")
@@ -931,10 +915,8 @@ class Experiment:
         return s
 
     def new_detector(self, cycle: int, step: str = "train"):
-        from vidal.build import build_detector
-
         s = self.seed_torch(cycle, step)
-        return build_detector(self.cfg, self.classes, seed=s)
+        return self.spec.detector.build(self.classes, seed=s)
 
     def remember_detector(self, cycle: int | None, det) -> None:
         """Keep ``det`` in memory as cycle ``cycle``'s model (None: forget the one kept)."""
