@@ -259,3 +259,12 @@ def test_the_report_ranks_and_plots_the_chosen_metric():
         figs = report_figures("cpu", metric, ["car"], 4)
         assert [f["key"] for f in figs] == [metric, f"{metric}_frequent", other]
         assert [f["file"] for f in figs] == ["cpu_curves.png", "cpu_curves_frequent.png", "cpu_curves_other.png"]
+
+
+def test_the_table_marks_a_method_that_has_not_reached_the_final_cycle():
+    from vidal.results import summary_markdown
+
+    rows = [{"method": m, "seed": s, "cycle": c, "labeled_frames": 10 + 5 * c, "map50": 0.1 * (c + 1)}
+            for m, cycles in (("random-r", 3), ("oracle-fn", 1)) for s in (0, 1) for c in range(cycles)]
+    table = summary_markdown(rows, ["random-r", "oracle-fn"], key="map50")
+    assert "| oracle-fn (unfinished: cycle 0 of 2) | 2 | 10 |" in table and "| random-r | 2 | 20 |" in table

@@ -280,11 +280,13 @@ def summary_markdown(rows: Sequence[dict], methods: Sequence[str], *, baseline: 
     if n_ref:
         lines.append(f"| all data | {n_ref} | all | {_f(r4)} ± {_f(r4_std)} | 100 % | "
                      f"{_f(_reference_mean(rows, key_frequent)[0])} | {_f(_reference_mean(rows, other)[0])} | | |")
+    final = max((int(r["cycle"]) for r in rows if r["cycle"] is not None), default=0)
     for m in methods:
         c, c3, co = curve(rows, m, key), curve(rows, m, key_frequent), curve(rows, m, other)
         if not len(c["cycle"]):
             continue
         last = int(c["cycle"][-1])
+        shown = m if last == final else f"{m} (unfinished: cycle {last} of {final})"
         rel = f"{100 * c['mean'][-1] / r4:.1f} ± {100 * c['std'][-1] / r4:.1f} %" if n_ref else "-"
         if m == baseline:
             diff, flag = "(baseline)", ""
@@ -294,7 +296,7 @@ def summary_markdown(rows: Sequence[dict], methods: Sequence[str], *, baseline: 
             flag = "yes" if p["above_2std"] else "no"
         freq = f"{_f(c3['mean'][-1])} ± {_f(c3['std'][-1])}" if len(c3["mean"]) else "-"
         oth = f"{_f(co['mean'][-1])} ± {_f(co['std'][-1])}" if len(co["mean"]) else "-"
-        lines.append(f"| {m} | {c['n']} | {c['labeled'][-1]:.0f} | {_f(c['mean'][-1])} ± {_f(c['std'][-1])} | {rel} | "
+        lines.append(f"| {shown} | {c['n']} | {c['labeled'][-1]:.0f} | {_f(c['mean'][-1])} ± {_f(c['std'][-1])} | {rel} | "
                      f"{freq} | {oth} | {diff} | {flag} |")
     out = "\n".join(lines) + "\n"
     if n_ref:
