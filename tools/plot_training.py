@@ -10,12 +10,12 @@ detections below score 0.5 rejected, 2.5.1). ``both`` draws voc solid and thesis
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from vidal.cli import one_line_errors
+from vidal.report import read_jsonl
 
 
 METRICS = {"voc": ("mAP50_all_scores", "all detections (VOC)"), "thesis": ("mAP50", "score >= 0.5 (thesis)")}
@@ -26,14 +26,8 @@ def read_curve(work_dir: Path, key: str = "mAP50") -> tuple[list[float], list[fl
     if not path.is_file():
         raise ValueError(f"{path}: not found; is {work_dir} a tools/train.py work dir?")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise ValueError(f"{path}: line {n} is not JSON ({e}); the file was changed outside vidal") from None
-        value, minutes = (row.get(key), row.get("train_minutes")) if isinstance(row, dict) else (None, None)
+    for n, row in read_jsonl(path, "train again with tools/train.py to rewrite it"):
+        value, minutes = row.get(key), row.get("train_minutes")
         if value is None:
             continue
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, minutes)):

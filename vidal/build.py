@@ -45,9 +45,6 @@ def config_where(cfg: dict) -> str:
     return str(cfg.get("_config_path_", "config"))
 
 
-_where = config_where
-
-
 def accepted_keys(fn) -> tuple[set[str], bool]:
     """``(keyword names fn accepts, whether it takes **kwargs)``: the valid keys of a section whose
     values go to ``fn`` (a constructor or ``for_dataset``)."""
@@ -126,14 +123,14 @@ def dataset_path(cfg: dict, split: str) -> Path:
     """Path of ``split`` (train / test / val) from the ``dataset`` section; a missing file is a
     one-line error that says how to make it."""
     ds = section(cfg, "dataset")
-    check_keys(ds, DATASET_KEYS, f"{_where(cfg)}: dataset")
+    check_keys(ds, DATASET_KEYS, f"{config_where(cfg)}: dataset")
     if split not in DATASET_KEYS[:3] or not ds.get(split):
         have = [s for s in DATASET_KEYS[:3] if ds.get(s)]
-        raise ConfigError(f"{_where(cfg)}: dataset has no {split!r} split; it has: {', '.join(have) or 'none'}")
+        raise ConfigError(f"{config_where(cfg)}: dataset has no {split!r} split; it has: {', '.join(have) or 'none'}")
     path = Path(ds[split])
     if not path.is_file():
         hint = f"; make it with: {ds['generate']}" if ds.get("generate") else ""
-        raise ConfigError(f"{_where(cfg)}: dataset.{split} = {path} does not exist{hint}")
+        raise ConfigError(f"{config_where(cfg)}: dataset.{split} = {path} does not exist{hint}")
     return path
 
 
@@ -150,43 +147,38 @@ def detector_sections(cfg: dict) -> tuple[str, str | None, dict[str, Any]]:
     """``(backend, profile, fields)``: the detector section with the schedule merged in."""
     det = section(cfg, "detector")
     sched = section(cfg, "schedule", required=False)
-    check_keys(sched, SCHEDULE_KEYS, f"{_where(cfg)}: schedule")
+    check_keys(sched, SCHEDULE_KEYS, f"{config_where(cfg)}: schedule")
     backend = det.pop("backend", "torchvision_frcnn")
     prof = det.pop("profile", None)
     clash = sorted(set(det) & set(sched))
     if clash:
-        raise ConfigError(f"{_where(cfg)}: {', '.join(clash)} set in both detector and schedule; keep one")
+        raise ConfigError(f"{config_where(cfg)}: {', '.join(clash)} set in both detector and schedule; keep one")
     return backend, prof, {**det, **sched}
 
 
-def _backend_class(cfg: dict, backend: str):
+def _backend_class(where: str, backend: str):
     import vidal.detection  # noqa: F401 - registers the backends
     from vidal.registry import DETECTORS
 
     try:
         return DETECTORS.get(backend)
     except KeyError as e:
-        raise ConfigError(f"{_where(cfg)}: detector.backend: {e.args[0]}") from None
+        raise ConfigError(f"{where}: detector.backend: {e.args[0]}") from None
 
 
 @contextlib.contextmanager
-def _detector_errors(cfg: dict):
+def _detector_errors(where: str):
     """A backend's ValueError / TypeError / ImportError (its framework missing) as one ConfigError line."""
     try:
         yield
     except (ValueError, TypeError, ImportError) as e:
-        raise ConfigError(f"{_where(cfg)}: detector: {e}") from None
+        raise ConfigError(f"{where}: detector: {e}") from None
 
 
 def check_detector(cfg: dict) -> None:
     """Validate the detector section (keys, values, the backend's framework and files) without
     building a model: what the AL loop runs before any training. One-line ``ConfigError``s."""
-    backend, prof, fields = detector_sections(cfg)
-    check = getattr(_backend_class(cfg, backend), "check_config", None)
-    if check is None:
-        return
-    with _detector_errors(cfg):
-        check(profile=prof, fields=fields)
+    detector_spec(cfg)
 
 
 def build_detector(cfg: dict, class_names, **overrides: Any):
@@ -197,16 +189,16 @@ def build_detector(cfg: dict, class_names, **overrides: Any):
 
 def evaluation_options(cfg: dict) -> dict[str, Any]:
     ev = section(cfg, "evaluation", required=False)
-    check_keys(ev, EVALUATION_KEYS, f"{_where(cfg)}: evaluation")
+    check_keys(ev, EVALUATION_KEYS, f"{config_where(cfg)}: evaluation")
     ev = {**EVALUATION_DEFAULTS, **ev}
     from vidal.evaluation import MATCHING_RULES
 
     if ev["matching"] not in MATCHING_RULES:
-        raise ConfigError(f"{_where(cfg)}: evaluation.matching must be one of {', '.join(MATCHING_RULES)}, "
+        raise ConfigError(f"{config_where(cfg)}: evaluation.matching must be one of {', '.join(MATCHING_RULES)}, "
                           f"got {ev['matching']!r}")
     m = ev["max_frames"]
     if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-        raise ConfigError(f"{_where(cfg)}: evaluation.max_frames must be an int >= 1 or None, got {m!r}")
+        raise ConfigError(f"{config_where(cfg)}: evaluation.max_frames must be an int >= 1 or None, got {m!r}")
     return ev
 
 
@@ -224,8 +216,8 @@ class DetectorSpec:
     def build(self, class_names, **overrides: Any):
         """A fresh :class:`vidal.detection.base.Detector` for ``class_names`` (``overrides``: fields
         such as ``seed``)."""
-        cls = _backend_class({"_config_path_": self.where}, self.backend)
-        with _detector_errors({"_config_path_": self.where}):
+        cls = _backend_class(self.where, self.backend)
+        with _detector_errors(self.where):
             return cls.from_config(class_names=class_names, profile=self.profile,
                                    fields={**self.fields, **overrides})
 
@@ -257,10 +249,15 @@ class ExperimentSpec:
 
 
 def detector_spec(cfg: dict) -> DetectorSpec:
-    """The checked detector section (:func:`check_detector`) as a :class:`DetectorSpec`."""
+    """The detector section checked (keys, values, the backend's framework and files: its
+    ``check_config``, without building a model) as a :class:`DetectorSpec`."""
+    where = config_where(cfg)
     backend, prof, fields = detector_sections(cfg)
-    check_detector(cfg)
-    return DetectorSpec(config_where(cfg), backend, prof, MappingProxyType(dict(fields)))
+    check = getattr(_backend_class(where, backend), "check_config", None)
+    if check is not None:
+        with _detector_errors(where):
+            check(profile=prof, fields=fields)
+    return DetectorSpec(where, backend, prof, MappingProxyType(dict(fields)))
 
 
 def build_spec(cfg: dict, *, splits: Sequence[str] = ("train", "test"), detector: bool = True,

@@ -43,25 +43,34 @@ def read_json_file(path: str | Path) -> Any:
                           f"changed outside vidal: rerun it with tools/run_al.py --resume") from None
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl``, each checked for :data:`METRICS_ROW_FIELDS`; a bad line is a
-    one-line :class:`ReportError` naming the file, the line and the field."""
+def read_jsonl(path: str | Path, fix: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` of every non-empty line of a JSON-lines file; an unreadable file,
+    a line that is not JSON or not an object is a one-line :class:`ReportError` naming the file and
+    the line, ending with ``fix`` (how to rewrite the file)."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise ReportError(f"{path}: unreadable ({e})") from None
-    rows = []
+    out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError as e:
-            raise ReportError(f"{path}: line {n} is not JSON ({e}); the file was changed outside vidal: "
-                              f"rerun the run with tools/run_al.py --resume to rewrite it") from None
+            raise ReportError(f"{path}: line {n} is not JSON ({e}); the file was changed outside vidal: {fix}") from None
         if not isinstance(row, dict):
-            raise ReportError(f"{path}: line {n} is not a JSON object")
+            raise ReportError(f"{path}: line {n} is not a JSON object; {fix}")
+        out.append((n, row))
+    return out
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl``, each checked for :data:`METRICS_ROW_FIELDS`; a bad line is a
+    one-line :class:`ReportError` naming the file, the line and the field."""
+    rows = []
+    for n, row in read_jsonl(path, "rerun the run with tools/run_al.py --resume to rewrite it"):
         for key, types in [*METRICS_ROW_FIELDS.items(), *((k, t) for k, t in METRICS_ROW_OPTIONAL.items() if k in row)]:
             if key not in row or not isinstance(row[key], types) or isinstance(row[key], bool):
                 got = repr(row[key])[:40] if key in row else "missing"
