@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidal.detection.schedule import epoch_order, fit, optimizer_with_schedule, repeat_factors
+from vidal.detection.schedule import ScheduleConfig, epoch_order, fit, optimizer_with_schedule, repeat_factors, schedule_of
 
 
 def _frames(label_lists):
@@ -66,9 +66,9 @@ def test_epoch_order_rare_frames_on_average():
 
 def test_fit_follows_the_step_schedule_and_caps_iterations():
     w = torch.nn.Parameter(torch.tensor([1.0]))
-    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 3, epochs=4,
-               iterations=10, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(2,), gamma=0.5,
-               warmup_iters=0, grad_clip=None)
+    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 3,
+               ScheduleConfig(epochs=4, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(2,), gamma=0.5,
+                              warmup_iters=0, grad_clip=None), iterations=10)
     assert len(rows) == 10 and [r["epoch"] for r in rows] == [0] * 3 + [1] * 3 + [2] * 3 + [3]
     assert [r["lr"] for r in rows[::3]] == [0.1, 0.1, 0.05, 0.05]
     assert rows[-1]["loss"] < rows[0]["loss"]
@@ -78,8 +78,8 @@ def test_fit_names_the_iteration_of_a_non_finite_loss():
     w = torch.nn.Parameter(torch.tensor([1.0]))
     batches = [torch.tensor(1.0), torch.tensor(float("nan"))]
     with pytest.raises(FloatingPointError, match="loss is nan at iteration 1"):
-        fit(lambda b: {"l": (w * b).sum()}, [w], lambda: batches, epochs=1, iterations=None, lr=0.1, momentum=0.0,
-            weight_decay=0.0, milestones=(), gamma=0.1, warmup_iters=0, grad_clip=1.0)
+        fit(lambda b: {"l": (w * b).sum()}, [w], lambda: batches,
+            ScheduleConfig(epochs=1, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(), gamma=0.1, grad_clip=1.0))
 
 
 def test_optimizer_choice_and_its_one_line_error():
@@ -88,9 +88,9 @@ def test_optimizer_choice_and_its_one_line_error():
                                            gamma=0.1, warmup_iters=0, optimizer="adamw")
     assert isinstance(opt, torch.optim.AdamW) and warm is None
     assert opt.param_groups[0]["weight_decay"] == 0.05
-    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 5, epochs=2,
-               iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(), gamma=0.1,
-               warmup_iters=0, grad_clip=None, optimizer="adamw")
+    rows = fit(lambda b: {"l": (w * b).pow(2).sum()}, [w], lambda: [torch.tensor([1.0])] * 5,
+               ScheduleConfig(epochs=2, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(), gamma=0.1,
+                              grad_clip=None, optimizer="adamw"))
     assert rows[-1]["loss"] < rows[0]["loss"]
     with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw, got 'adam'"):
         optimizer_with_schedule([w], lr=0.1, momentum=0.9, weight_decay=0.0, milestones=(), gamma=0.1,
@@ -129,8 +129,9 @@ def test_fit_weight_average_is_evaluated_and_kept_while_training_goes_on_from_li
         module.weight.fill_(1.0)
     seen = []
     rows = fit(lambda x: {"l": (module(x) ** 2).sum()}, list(module.parameters()),
-               lambda: [torch.ones(1, 1)] * 3, epochs=2, iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0,
-               milestones=(), gamma=1.0, warmup_iters=0, grad_clip=None, ema_decay=0.5, module=module,
+               lambda: [torch.ones(1, 1)] * 3,
+               ScheduleConfig(epochs=2, lr=0.1, momentum=0.0, weight_decay=0.0, milestones=(), gamma=1.0,
+                              grad_clip=None, ema_decay=0.5), module=module,
                on_epoch_end=lambda e, r: seen.append(module.weight.item()))
     # SGD on w^2 with lr 0.1: w <- 0.8 w; the average by hand (d_t = 0.5 (1 - exp(-t / 2)))
     live, ema, averages = 1.0, 1.0, []
@@ -143,5 +144,15 @@ def test_fit_weight_average_is_evaluated_and_kept_while_training_goes_on_from_li
     assert module.weight.item() == pytest.approx(averages[5])            # kept when training ends
     assert rows[3]["loss"] == pytest.approx(0.8 ** 6)                    # epoch 2 went on from live weights
     with pytest.raises(ValueError, match="ema_decay needs the module"):
-        fit(lambda x: {}, [], lambda: [], epochs=1, iterations=None, lr=0.1, momentum=0.0, weight_decay=0.0,
-            milestones=(), gamma=1.0, warmup_iters=0, grad_clip=None, ema_decay=0.9)
+        fit(lambda x: {}, [], lambda: [], ScheduleConfig(epochs=1, milestones=(), ema_decay=0.9))
+
+
+def test_schedule_of_takes_a_backend_configs_schedule_and_checks_the_overrides():
+    from vidal.detection.torchvision_frcnn import profile
+
+    cfg = profile("cpu", lr=0.05, ema_decay=0.5)
+    s = schedule_of(cfg, epochs=3, milestones=[2], gamma=None)
+    assert type(s) is ScheduleConfig
+    assert (s.lr, s.ema_decay, s.epochs, s.milestones, s.gamma, s.batch_size) == (0.05, 0.5, 3, (2,), cfg.gamma, 4)
+    with pytest.raises(ValueError, match="epochs is the number of epochs"):
+        schedule_of(cfg, epochs=0)

@@ -934,7 +934,7 @@ class Experiment:
     @staticmethod
     def predict_chunk(det) -> int:
         """Frames per ``predict`` call: four of the detector's prediction batches."""
-        return max(1, getattr(getattr(det, "config", None), "predict_batch_size", 8)) * 4
+        return max(1, det.config.predict_batch_size) * 4
 
     # ---- the loop
     def run(self) -> dict:

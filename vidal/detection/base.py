@@ -140,27 +140,58 @@ def predictions_from_arrays(arrays: Any) -> list[Predictions]:
             for s, e in zip(off[:-1].tolist(), off[1:].tolist())]
 
 
+class DetectorConfig(Protocol):
+    """The config fields callers read from any detector (each backend's config dataclass has more)."""
+
+    seed: int                 # the model's RNG seed (initialisation, augmentation, epoch order)
+    epochs: int               # the schedule's epochs (tools/train.py, training.train_detector)
+    predict_batch_size: int   # images per forward pass (the loop predicts in chunks of a few)
+
+
 @runtime_checkable
 class Detector(Protocol):
-    """What the AL loop needs from a detector backend.
+    """Every method and attribute the AL loop and the tools use of a detector backend.
 
-    ``train`` fine-tunes in place from the current weights (thesis 2.5.1: each cycle starts from
-    the model of the previous cycle); schedule arguments left ``None`` come from the backend's
-    config. ``predict`` never changes the weights.
+    The torch backends implement it through one base class
+    (:class:`vidal.detection.torch_detector.TorchDetector`: config, device, RNGs, training through
+    ``schedule.fit``, batched prediction, checkpoints); ``tests/double_detector.py`` implements it
+    without torch. ``train`` fine-tunes in place from the current weights (thesis 2.5.1: each
+    cycle starts from the model of the previous cycle); schedule arguments left ``None`` come from
+    the backend's config. ``predict`` never changes the weights.
     """
 
+    backend: str               # its name in vidal.registry.DETECTORS, stored in its checkpoints
     num_classes: int
     class_names: list[str]
-
-    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
-              **schedule: Any) -> list[dict[str, float]]: ...
-
-    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]: ...
-
-    def save(self, path: str | Path) -> None: ...
+    config: DetectorConfig
 
     @classmethod
-    def load(cls, path: str | Path, **expect: Any) -> Detector: ...
+    def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
+                    fields: dict[str, Any] | None = None) -> Detector:
+        """A fresh model from config-file values (``detector`` section: profile and fields)."""
+
+    @staticmethod
+    def check_config(*, profile: str | None = None, fields: dict[str, Any] | None = None) -> DetectorConfig:
+        """The config those values give, without building a model; unknown fields are one-line errors."""
+
+    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
+              lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
+              batch_size: int | None = None, progress: bool = False,
+              on_epoch_end: Any = None) -> list[dict[str, float]]:
+        """Fine-tune in place on frame dicts; one loss row per iteration."""
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        """One :class:`Predictions` per uint8 RGB image ``[H, W, 3]``."""
+
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint (atomic); :meth:`load` and :meth:`load_weights` read it."""
+
+    @classmethod
+    def load(cls, path: str | Path, **expect: Any) -> Detector:
+        """The detector a checkpoint describes, with its weights (``expect``: what the caller expects)."""
+
+    def load_weights(self, path: str | Path) -> None:
+        """Replace this model's weights with a checkpoint's of the same architecture and classes."""
 
 
 def load_detector(path: str | Path, **expect: Any) -> Detector:

@@ -30,25 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidal.detection.base import (
-    Predictions,
-    StrictConfig,
-    checkpoint_config,
-    make_checkpoint,
-    read_backend_checkpoint,
-    save_checkpoint,
-)
+from vidal.detection.base import Predictions, StrictConfig, checkpoint_config
 from vidal.detection.schedule import ScheduleConfig
+from vidal.detection.torch_detector import TorchDetector
 from vidal.weights import check_state_dict, read_torch_file
 from vidal.registry import DETECTORS
 
@@ -328,34 +321,18 @@ def _predictions(sample, num_classes: int) -> Predictions:
 
 
 @DETECTORS.register(BACKEND)
-class MMDetDetector:
-    """:class:`vidal.detection.base.Detector` over an MMDetection two-stage detector."""
+class MMDetDetector(TorchDetector):
+    """:class:`vidal.detection.base.Detector` over an MMDetection two-stage detector (training,
+    prediction and checkpoints: :class:`~vidal.detection.torch_detector.TorchDetector`)."""
 
     backend = BACKEND
 
     def __init__(self, *, class_names: Sequence[str], config: MMDetConfig | None = None,
                  model_cfg: dict | None = None):
-        import torch
-
         require_mmdet()
-        self.class_names = list(class_names)
-        self.num_classes = len(self.class_names)
-        self.config = config or MMDetConfig()
-        self.model_cfg = model_cfg if model_cfg is not None else model_config(self.config, self.num_classes)
-        name = self.config.device
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-        torch.manual_seed(self.config.seed)
-        self.model = build_model(self.model_cfg)
-        if self.config.weights:
-            self.weights_report = load_mmdet_weights(self.model, self.config.weights)
-        self.model.to(self.device)
-        self._rng = np.random.default_rng(self.config.seed)
-        self._generator = torch.Generator().manual_seed(self.config.seed)
-
-    @classmethod
-    def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
-                    fields: dict[str, Any] | None = None) -> MMDetDetector:
-        return cls(class_names=class_names, config=cls.check_config(profile=profile, fields=fields))
+        config = config or MMDetConfig()
+        self.model_cfg = model_cfg if model_cfg is not None else model_config(config, len(class_names))
+        super().__init__(class_names=class_names, config=config)
 
     @staticmethod
     def check_config(*, profile: str | None = None, fields: dict[str, Any] | None = None) -> MMDetConfig:
@@ -369,6 +346,19 @@ class MMDetDetector:
         if cfg.weights and not Path(cfg.weights).is_file():
             raise ValueError(f"detector.weights: mmdet checkpoint {cfg.weights} not found")
         return cfg
+
+    def build_model(self):
+        import torch
+
+        torch.manual_seed(self.config.seed)
+        model = build_model(self.model_cfg)
+        if self.config.weights:
+            self.weights_report = load_mmdet_weights(model, self.config.weights)
+        return model
+
+    @property
+    def architecture(self) -> str | None:
+        return self.model_cfg["backbone"].get("type")
 
     # ---- data
     def _batch(self, images, *, frames: Sequence[dict] | None = None, flips: Sequence[bool] | None = None,
@@ -384,89 +374,37 @@ class MMDetDetector:
             samples.append(s)
         return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, training)
 
-    def _losses(self, batch) -> dict:
+    def batch_losses(self, batch) -> dict:
         chunk, flips = batch
         data = self._batch([f["image"] for f in chunk], frames=chunk, flips=flips, training=True)
         raw = self.model(**data, mode="loss")
         # mmdet returns lists of per-level terms for some heads; vidal's history wants one tensor each
         return {k: (sum(v) if isinstance(v, (list, tuple)) else v) for k, v in raw.items() if "loss" in k}
 
-    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
-              lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
-              batch_size: int | None = None, progress: bool = False,
-              on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
-        """Fine-tune in place from the current weights (thesis 2.5.1); as the torchvision backend."""
-        from vidal.detection.schedule import epoch_batches, fit, repeat_factors
-
-        cfg = self.config
-        if len(frames) == 0:
-            raise ValueError("train() needs at least one labeled frame")
-        bs = cfg.batch_size if batch_size is None else batch_size
-        factors = repeat_factors(frames, cfg.repeat_threshold)
-        history = fit(self._losses, [p for p in self.model.parameters() if p.requires_grad],
-                      lambda: epoch_batches(frames, bs, factors, self._generator, self._rng, cfg), epochs=cfg.epochs if epochs is None else epochs,
-                      iterations=iterations, lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
-                      weight_decay=cfg.weight_decay,
-                      milestones=cfg.milestones if milestones is None else tuple(milestones),
-                      gamma=cfg.gamma if gamma is None else gamma, warmup_iters=cfg.warmup_iters,
-                      grad_clip=cfg.grad_clip, optimizer=cfg.optimizer, progress=progress,
-                      ema_decay=cfg.ema_decay, module=self.model, before_epoch=self.model.train,
-                      on_epoch_end=on_epoch_end)
-        self.model.eval()
-        return history
-
-    # ---- inference
-    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
-        import torch
-
-        self.model.eval()
-        out: list[Predictions] = []
-        bs = self.config.predict_batch_size
-        with torch.no_grad():
-            for s in range(0, len(images), bs):
-                data = self._batch(images[s:s + bs], training=False)
-                out += [_predictions(r, self.num_classes) for r in self.model(**data, mode="predict")]
-        return out
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        data = self._batch(images, training=False)
+        return [_predictions(r, self.num_classes) for r in self.model(**data, mode="predict")]
 
     # ---- checkpoints
-    def checkpoint(self) -> dict:
+    def checkpoint_extra(self) -> dict[str, Any]:
         import mmdet
 
-        return make_checkpoint(backend=BACKEND, backbone=self.model_cfg["backbone"].get("type"),
-                               class_names=self.class_names, config=dataclasses.asdict(self.config), model=self.model,
-                               mmdet_model=self.model_cfg, mmdet=mmdet.__version__)
+        return {"mmdet_model": self.model_cfg, "mmdet": mmdet.__version__}
 
-    def save(self, path: str | Path) -> None:
-        """Write a ``vidal-detector-v1`` checkpoint (atomic)."""
-        save_checkpoint(self.checkpoint(), path)
-
-    @staticmethod
-    def _read(path: str | Path) -> dict:
-        return read_backend_checkpoint(path, BACKEND)
-
-    def _load_state(self, path, ckpt: dict) -> None:
+    def check_checkpoint(self, path: str | Path, ckpt: dict) -> None:
         if ckpt["num_classes"] != self.num_classes:
             raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; the config asks for "
                              f"{self.num_classes}")
         # the architecture is the state dict's key set and shapes (test_cfg thresholds may differ)
         check_state_dict(ckpt["state_dict"], self.model.state_dict(), path,
                          f"a checkpoint of this mmdet model ({self.config.config})")
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.model.to(self.device)
 
     @classmethod
-    def load(cls, path: str | Path, *, num_classes: int | None = None, **overrides: Any) -> MMDetDetector:
-        """Rebuild a detector from its checkpoint (the mmdet model dict is stored in it)."""
-        ckpt = cls._read(path)
+    def from_checkpoint(cls, path: str | Path, ckpt: dict, *, num_classes: int | None = None,
+                        **overrides: Any) -> MMDetDetector:
+        """The detector a checkpoint describes (its mmdet model dict is stored in it)."""
         if num_classes is not None and num_classes != ckpt["num_classes"]:
             raise ValueError(f"{path}: checkpoint has {ckpt['num_classes']} classes; expected {num_classes}")
         overrides.pop("backbone", None)
         cfg = checkpoint_config(MMDetConfig, ckpt, path, weights=None, **overrides)
-        det = cls(class_names=ckpt["class_names"], config=cfg, model_cfg=ckpt["mmdet_model"])
-        det._load_state(path, ckpt)
-        det.model.eval()
-        return det
-
-    def load_weights(self, path: str | Path) -> None:
-        """Fine-tuning start: the weights of a checkpoint of the same mmdet model and class count."""
-        self._load_state(path, self._read(path))
+        return cls(class_names=ckpt["class_names"], config=cfg, model_cfg=ckpt["mmdet_model"])

@@ -225,29 +225,39 @@ class WeightAverage:
             self.module.load_state_dict(live)
 
 
+def schedule_of(config: ScheduleConfig, **overrides: Any) -> ScheduleConfig:
+    """The schedule fields of a backend config as a plain :class:`ScheduleConfig`, with the
+    ``overrides`` that are not ``None`` replacing them (checked like a config: a bad override is
+    the same one-line ``ValueError``)."""
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(ScheduleConfig)}
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return ScheduleConfig(**fields)
+
+
 def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
-        epoch_batches: Callable[[], Iterable[Any]], *, epochs: int, iterations: int | None, lr: float,
-        momentum: float, weight_decay: float, milestones: Sequence[int], gamma: float, warmup_iters: int,
-        grad_clip: float | None, optimizer: str = "sgd", progress: bool = False,
-        before_epoch: Callable[[], None] | None = None,
+        epoch_batches: Callable[[], Iterable[Any]], schedule: ScheduleConfig, *, iterations: int | None = None,
+        progress: bool = False, before_epoch: Callable[[], None] | None = None,
         on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None,
-        ema_decay: float = 0.0, module: torch.nn.Module | None = None) -> list[dict[str, float]]:
-    """Train for ``epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch).
+        module: torch.nn.Module | None = None) -> list[dict[str, float]]:
+    """Train for ``schedule.epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch)
+    with the schedule's optimizer, learning rate, milestones, warm-up, clipping and weight average.
 
     ``losses_of(batch)`` runs the model in training mode and returns its loss terms;
     ``before_epoch()`` puts the model in training mode (``on_epoch_end`` may have evaluated it).
     ``iterations`` caps the total number of optimizer steps. Returns one row per iteration with
-    ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``. ``ema_decay > 0``: keep a
-    :class:`WeightAverage` of ``module``; ``on_epoch_end`` sees the average, and the module holds
-    it when training ends.
+    ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``. ``schedule.ema_decay > 0``:
+    keep a :class:`WeightAverage` of ``module``; ``on_epoch_end`` sees the average, and the module
+    holds it when training ends.
     """
+    s = schedule
+    epochs, ema_decay = s.epochs, s.ema_decay
     if ema_decay > 0 and module is None:
         raise ValueError("ema_decay needs the module whose weights are averaged")
     ema = WeightAverage(module, ema_decay) if ema_decay > 0 else None
     params = list(params)
-    opt, sched, warm = optimizer_with_schedule(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                               milestones=milestones, gamma=gamma, warmup_iters=warmup_iters,
-                                               optimizer=optimizer)
+    opt, sched, warm = optimizer_with_schedule(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+                                               milestones=s.milestones, gamma=s.gamma, warmup_iters=s.warmup_iters,
+                                               optimizer=s.optimizer)
     history: list[dict[str, float]] = []
     bar = None
     if progress:
@@ -263,7 +273,7 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         for batch in epoch_batches():
             if iterations is not None and len(history) + len(rows) >= iterations:
                 break
-            row = optimizer_step(losses_of(batch), opt, params, grad_clip=grad_clip, warmup=warm,
+            row = optimizer_step(losses_of(batch), opt, params, grad_clip=s.grad_clip, warmup=warm,
                                  iteration=len(history) + len(rows))
             if ema is not None:
                 ema.update()

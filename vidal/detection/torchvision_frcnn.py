@@ -28,7 +28,7 @@ FrozenBatchNorm2d, as torchvision does for pretrained models.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -55,15 +55,9 @@ from torchvision.ops import boxes as box_ops
 
 from vidal.detection import efficientnet_lite as effl
 from vidal.detection import resnet_tiny
-from vidal.detection.base import (
-    Predictions,
-    StrictConfig,
-    checkpoint_config,
-    make_checkpoint,
-    read_backend_checkpoint,
-    save_checkpoint,
-)
-from vidal.detection.schedule import ScheduleConfig, epoch_batches, fit, repeat_factors
+from vidal.detection.base import Predictions, StrictConfig, checkpoint_config
+from vidal.detection.schedule import ScheduleConfig
+from vidal.detection.torch_detector import TorchDetector
 from vidal.weights import check_state_dict, drop_untracked_bn_counters, read_state_dict
 from vidal.registry import DETECTORS
 
@@ -425,40 +419,31 @@ def _losses(model: nn.Module, images: list[Tensor], targets: list[dict[str, Tens
     return model(images, targets)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, images: Sequence[np.ndarray], device: torch.device, *, num_classes: int,
-            batch_size: int = 8) -> list[Predictions]:
-    """Run ``model`` (built by :func:`build_faster_rcnn`) on RGB images; boxes in input pixels."""
-    model.eval()
+def predictions_of(model: nn.Module, images: Sequence[np.ndarray], device: torch.device, *,
+                   num_classes: int) -> list[Predictions]:
+    """One forward pass of ``model`` (built by :func:`build_faster_rcnn`, in eval mode, under
+    ``torch.no_grad``) on RGB images; boxes clipped to each input's pixels."""
+    res = model([_to_tensor(im).to(device) for im in images])
     out: list[Predictions] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        res = model([_to_tensor(im).to(device) for im in chunk])
-        for im, r in zip(chunk, res):
-            h, w = np.asarray(im).shape[:2]
-            boxes = r["boxes"].cpu()
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-            probs = r["probs"].cpu()
-            if probs.shape[1] != num_classes + 1:
-                raise RuntimeError(f"model has {probs.shape[1] - 1} classes, expected {num_classes}")
-            out.append(Predictions(boxes.numpy(), r["scores"].cpu().numpy(), r["labels"].cpu().numpy(),
-                                   probs.numpy()))
+    for im, r in zip(images, res):
+        h, w = np.asarray(im).shape[:2]
+        boxes = r["boxes"].cpu()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        probs = r["probs"].cpu()
+        if probs.shape[1] != num_classes + 1:
+            raise RuntimeError(f"model has {probs.shape[1] - 1} classes, expected {num_classes}")
+        out.append(Predictions(boxes.numpy(), r["scores"].cpu().numpy(), r["labels"].cpu().numpy(), probs.numpy()))
     return out
 
 
 # --------------------------------------------------------------------------- Detector
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @DETECTORS.register(BACKEND)
-class FasterRCNNDetector:
-    """:class:`vidal.detection.base.Detector` backed by torchvision Faster R-CNN.
+class FasterRCNNDetector(TorchDetector):
+    """:class:`vidal.detection.base.Detector` backed by torchvision Faster R-CNN (training,
+    prediction and checkpoints: :class:`~vidal.detection.torch_detector.TorchDetector`).
 
     >>> det = FasterRCNNDetector(class_names=["car", "bike"], config=profile("cpu"))  # doctest: +SKIP
     >>> det.train(frames, epochs=1); preds = det.predict([f["image"] for f in frames])  # doctest: +SKIP
@@ -468,89 +453,38 @@ class FasterRCNNDetector:
 
     def __init__(self, *, class_names: Sequence[str], config: FasterRCNNConfig | None = None,
                  model: nn.Module | None = None):
-        self.class_names = list(class_names)
-        self.num_classes = len(self.class_names)
-        self.config = resolve_config(config or FasterRCNNConfig())
-        self.device = _resolve_device(self.config.device)
-        self.model = model if model is not None else build_faster_rcnn(
-            num_classes=self.num_classes, backbone=self.config.backbone, weights=self.config.weights,
-            config=self.config)
-        self.model.to(self.device)
-        self._rng = np.random.default_rng(self.config.seed)
-        self._generator = torch.Generator().manual_seed(self.config.seed)
-
-    @classmethod
-    def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
-                    fields: dict[str, Any] | None = None) -> FasterRCNNDetector:
-        """Build from config-file values: a profile name (``default`` / ``cpu``) and field overrides
-        (strict: unknown fields are an error listing the valid ones)."""
-        return cls(class_names=class_names, config=cls.check_config(profile=profile, fields=fields))
+        self._given_model = model
+        super().__init__(class_names=class_names, config=resolve_config(config or FasterRCNNConfig()))
 
     @staticmethod
     def check_config(*, profile: str | None = None, fields: dict[str, Any] | None = None) -> FasterRCNNConfig:
-        """The config a profile and field overrides give, without building a model (the AL loop
-        validates its detector section with this before any training)."""
+        """The config a profile (``default`` / ``cpu``) and field overrides give, without building a
+        model (the AL loop validates its detector section with this before any training)."""
         base = PROFILES.get(profile or "default")
         if base is None:
             raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
         return FasterRCNNConfig.from_dict({**dataclasses.asdict(base), **(fields or {})})
 
-    # ---- training
-    def _batches(self, frames: Sequence[dict], batch_size: int, factors: np.ndarray):
-        for chunk, flips in epoch_batches(frames, batch_size, factors, self._generator, self._rng, self.config):
-            samples = [frame_to_sample(f, hflip=flip) for f, flip in zip(chunk, flips)]
-            yield [s[0] for s in samples], [s[1] for s in samples]
+    def build_model(self) -> nn.Module:
+        model, self._given_model = self._given_model, None
+        if model is not None:
+            return model
+        return build_faster_rcnn(num_classes=self.num_classes, backbone=self.config.backbone,
+                                 weights=self.config.weights, config=self.config)
 
-    def train(self, frames: Sequence[dict], *, epochs: int | None = None, iterations: int | None = None,
-              lr: float | None = None, milestones: Sequence[int] | None = None, gamma: float | None = None,
-              batch_size: int | None = None, progress: bool = False,
-              on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
-        """Fine-tune in place from the current weights on labeled frames.
+    @property
+    def architecture(self) -> str:
+        return self.config.backbone
 
-        SGD (momentum, weight decay from the config), lr multiplied by ``gamma`` after each epoch in
-        ``milestones``. ``iterations`` caps the total number of optimizer steps (None: full epochs).
-        Returns the per-iteration losses, each with its ``epoch`` and ``lr``. ``on_epoch_end(epoch,
-        rows)`` is called after each epoch (e.g. to evaluate or checkpoint; the model is put back in
-        training mode afterwards).
-        """
-        cfg = self.config
-        epochs = cfg.epochs if epochs is None else epochs
-        lr = cfg.lr if lr is None else lr
-        milestones = cfg.milestones if milestones is None else tuple(milestones)
-        gamma = cfg.gamma if gamma is None else gamma
-        batch_size = cfg.batch_size if batch_size is None else batch_size
-        if len(frames) == 0:
-            raise ValueError("train() needs at least one labeled frame")
-        model, device = self.model, self.device
-        factors = repeat_factors(frames, cfg.repeat_threshold)
-        history = fit(lambda batch: _losses(model, *batch, device),
-                      [p for p in model.parameters() if p.requires_grad],
-                      lambda: self._batches(frames, batch_size, factors), epochs=epochs, iterations=iterations,
-                      lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, milestones=milestones,
-                      gamma=gamma, warmup_iters=cfg.warmup_iters, grad_clip=cfg.grad_clip, optimizer=cfg.optimizer,
-                      progress=progress, ema_decay=cfg.ema_decay, module=model,
-                      before_epoch=model.train, on_epoch_end=on_epoch_end)
-        self.model.eval()
-        return history
+    def batch_losses(self, batch: tuple[list[dict], list[bool]]) -> dict[str, Tensor]:
+        frames, flips = batch
+        samples = [frame_to_sample(f, hflip=flip) for f, flip in zip(frames, flips)]
+        return _losses(self.model, [s[0] for s in samples], [s[1] for s in samples], self.device)
 
-    # ---- inference
-    def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
-        return predict(self.model, images, self.device, num_classes=self.num_classes,
-                       batch_size=self.config.predict_batch_size)
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        return predictions_of(self.model, images, self.device, num_classes=self.num_classes)
 
     # ---- checkpoints
-    def checkpoint(self) -> dict:
-        return make_checkpoint(backend=BACKEND, backbone=self.config.backbone, class_names=self.class_names,
-                               config=dataclasses.asdict(self.config), model=self.model)
-
-    def save(self, path: str | Path) -> None:
-        """Write a ``vidal-detector-v1`` checkpoint (atomic: temp file + rename)."""
-        save_checkpoint(self.checkpoint(), path)
-
-    @staticmethod
-    def _read(path: str | Path) -> dict:
-        return read_backend_checkpoint(path, BACKEND)
-
     @staticmethod
     def _check(path, ckpt: dict, backbone: str | None, num_classes: int | None) -> None:
         want_bb = ckpt["backbone"] if backbone is None else backbone
@@ -559,30 +493,21 @@ class FasterRCNNDetector:
             raise ValueError(f"{path}: checkpoint has backbone {ckpt['backbone']} and {ckpt['num_classes']} "
                              f"classes; the config asks for {want_bb} with {want_nc} classes")
 
-    @classmethod
-    def load(cls, path: str | Path, *, backbone: str | None = None, num_classes: int | None = None,
-             config: FasterRCNNConfig | None = None, **overrides: Any) -> FasterRCNNDetector:
-        """Rebuild a detector from a checkpoint.
+    def check_checkpoint(self, path: str | Path, ckpt: dict) -> None:
+        self._check(path, ckpt, self.config.backbone, self.num_classes)
 
-        ``backbone`` / ``num_classes`` (or ``config.backbone``) state what the caller expects; a
-        mismatch raises one ``ValueError`` line naming both. ``config`` / ``overrides`` replace the
-        saved config (e.g. a new schedule or device); architecture fields must still match.
-        """
-        ckpt = cls._read(path)
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, ckpt: dict, *, backbone: str | None = None,
+                        num_classes: int | None = None, config: FasterRCNNConfig | None = None,
+                        **overrides: Any) -> FasterRCNNDetector:
+        """The detector a checkpoint describes. ``backbone`` / ``num_classes`` (or
+        ``config.backbone``) state what the caller expects; a mismatch raises one ``ValueError``
+        line naming both. ``config`` / ``overrides`` replace the saved config (e.g. a new schedule
+        or device); architecture fields must still match."""
         if config is not None and backbone is None:
             backbone = config.backbone
         cls._check(path, ckpt, backbone, num_classes)
         cfg = config or checkpoint_config(FasterRCNNConfig, ckpt, path, weights=None)
         # the module layout (BatchNorm kind) is the checkpoint's, whatever the caller's config says
         cfg = cfg.replace(**{"weights": None, "norm": ckpt["config"].get("norm", "auto"), **overrides})
-        det = cls(class_names=ckpt["class_names"], config=cfg)
-        det.model.load_state_dict(ckpt["state_dict"])
-        det.model.to(det.device).eval()
-        return det
-
-    def load_weights(self, path: str | Path) -> None:
-        """Fine-tuning start: load the weights of a checkpoint of the same backbone and class count."""
-        ckpt = self._read(path)
-        self._check(path, ckpt, self.config.backbone, self.num_classes)
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.model.to(self.device)
+        return cls(class_names=ckpt["class_names"], config=cfg)
