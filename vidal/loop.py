@@ -33,7 +33,8 @@ Config sections (unknown keys are errors):
   which trains from the start weights on the small initial set. ``oracle`` ``"simulated"`` (the
   pool's ground truth) or ``"human"`` (annotation jobs and imported labels, :mod:`vidal.human`);
   ``cold_start`` (human only) ``"random"`` (Random+R) or ``"acquisition"`` (the acquisition on the
-  start-weights model) chooses the first job.
+  start-weights model) chooses the first job. ``pool_subsample`` (None) a fraction F: each cycle
+  scores a seeded random F of the unlabeled frames (whole video segments for TC; :mod:`vidal.subsample`).
 - ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
   the other keys go to its constructor (strict).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
@@ -87,7 +88,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidal import build, human
+from vidal import build, human, subsample
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
 from vidal.locking import LOCK_NAME, FolderLock
@@ -105,7 +106,7 @@ from vidal.training import FrameView, evaluate_thesis_frames, predict_frames, sp
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
                                "train_from": "previous", "reference": False, "initial_schedule": None,
-                               "oracle": "simulated", "cold_start": "random"}
+                               "oracle": "simulated", "cold_start": "random", "pool_subsample": None}
 #: Keys of ``al.initial_schedule``: the schedule of cycle 0 (from the start weights), when it should
 #: differ from the fine-tuning cycles' (e.g. more epochs on the small initial set)
 INITIAL_SCHEDULE_KEYS = ("epochs", "lr", "milestones", "gamma")
@@ -436,6 +437,7 @@ def al_section(cfg: dict) -> dict[str, Any]:
         if not isinstance(al[key], bool):
             raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
     al["initial_schedule"] = _initial_schedule(al["initial_schedule"], where)
+    al["pool_subsample"] = subsample.check_fraction(al["pool_subsample"], where)
     return al
 
 
@@ -514,8 +516,11 @@ def build_context(exp: Experiment, c: int, state: ALState, predictions: list | N
     acquisition gets, and those of its needs from :data:`CONTEXT_PROVIDERS`."""
     from vidal.acquisition import AcquisitionContext
 
+    # al.pool_subsample: a seeded subset of the unlabeled pool (whole segments when tracks are needed)
+    candidates = subsample.subsample(state.unlabeled, exp.pool_subsample, step_rng(exp.seed, c, "acquire").spawn(1)[0],
+                                     video_of_frames=exp.video_of_frames, segments="tracks" in exp.needs)
     ctx = AcquisitionContext(
-        dataset=exp.train_set, candidates=state.unlabeled, labeled=state.labeled_mask, num_classes=exp.num_classes,
+        dataset=exp.train_set, candidates=candidates, labeled=state.labeled_mask, num_classes=exp.num_classes,
         class_names=exp.classes, cycle=c, rng=step_rng(exp.seed, c, "acquire"),
         labeled_class_counts=labeled_class_counts(exp, state),
         evaluation={k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
@@ -841,6 +846,7 @@ class Experiment:
         self.acquisition, self.needs, self.tracker_spec = self.spec.acquisition, self.spec.needs, self.spec.tracker
         human.check_config(al, self.needs, self.where)
         self.human, self.cold_start = al["oracle"] == "human", al["cold_start"]
+        self.pool_subsample = al["pool_subsample"]
         self.eval_options = dict(self.spec.evaluation)
 
     def _open_splits(self, cfg: dict) -> None:
