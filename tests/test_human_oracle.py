@@ -114,16 +114,22 @@ def test_human_loop_cold_start_import_resume_cvat_coco(tmp_path):
     assert np.isnan(sel["real_fp"]).all()  # no ground truth to count real errors against
     # 5. job 1 through CVAT XML: export, the annotator replaces the pre-annotations, one frame skipped
     out = tmp_path / "cvat1"
-    r = CliRunner().invoke(_tool("export_selection"), [str(work), "--format", "cvat", "--out", str(out), "--quiet"])
+    r = CliRunner().invoke(_tool("export_selection"), [str(work), "--format", "cvat", "--out", str(out), "--quiet",
+                                                        "--min-score", "0.6"])
     assert r.exit_code == 0, r.output
     xml = ET.parse(out / "annotations.xml")
     images = xml.getroot().findall("image")
     assert len(images) == 3 and all((out / "images" / im.get("name")).is_file() for im in images)
-    pre = images[0].findall("box")
-    p0 = job1["frames"][0]["prediction"]
-    assert len(pre) == len(p0["boxes"]) and all(b.get("source") == "auto" for b in pre)
-    if pre:
-        assert float(pre[0].get("xtl")) == p0["boxes"][0][0]
+    # pre-annotations: the detections scored >= --min-score, coordinates exact
+    scores = [s for e in job1["frames"] for s in e["prediction"]["scores"]]
+    assert min(scores) < 0.6 <= max(scores)  # the filter has something to drop and to keep
+    for im, e in zip(images, job1["frames"]):
+        p = e["prediction"]
+        kept = [k for k, s in enumerate(p["scores"]) if s >= 0.6]
+        pre = im.findall("box")
+        assert len(pre) == len(kept) and all(b.get("source") == "auto" for b in pre)
+        for b, k in zip(pre, kept):
+            assert [float(b.get(a)) for a in ("xtl", "ytl", "xbr", "ybr")] == p["boxes"][k]
     want1 = {}
     skipped = job1["frames"][2]
     for im, e in zip(images, job1["frames"]):

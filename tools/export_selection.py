@@ -30,8 +30,10 @@ from vidal.loop import ExperimentError
               help="Label Studio: prefix of data.image before 'images/<video>/<frame>.png' (the default serves "
                    "them as local files: start label-studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
                    "and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<--out>).")
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Pre-annotate with the detections scored at least this (0: every detection the model keeps).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(work_dir, number, fmt, out, context, url_prefix, quiet):
+def main(work_dir, number, fmt, out, context, url_prefix, min_score, quiet):
     """Export an annotation job of the run in WORK_DIR into the folder --out."""
     from vidal.annotation_io import export_job
     from vidal.data.validate import open_dataset
@@ -45,7 +47,8 @@ def main(work_dir, number, fmt, out, context, url_prefix, quiet):
 
         cfg = read_work_file(root / "config.py", lambda p: load_config(p))
         dataset = open_dataset(cfg["dataset"]["train"])
-        summary = export_job(job, dataset, fmt, out, context=context, url_prefix=url_prefix, progress=not quiet)
+        summary = export_job(job, dataset, fmt, out, context=context, url_prefix=url_prefix, min_score=min_score,
+                             progress=not quiet)
         labeled, pending, dropped = LabelStore(root).status(job)
     click.echo(f"job {job['number']}: {summary['images']} frames ({len(pending)} pending, {len(labeled)} labeled), "
                f"{summary['context']} context frames -> {summary['out']}")

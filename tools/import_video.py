@@ -39,7 +39,8 @@ def main(inputs, out, classes, stride, max_side, split, fps, compression, overwr
                                 command=command)
     for v in summary["videos"]:
         click.echo(f"{v['name']}: {v['frames']} frames {v['width']}x{v['height']} from {v['source']}")
-    click.echo(f"wrote {summary['out']} ({len(summary['videos'])} videos, {summary['frames']} frames, no annotations)")
+    n = len(summary["videos"])
+    click.echo(f"wrote {summary['out']} ({n} video{'' if n == 1 else 's'}, {summary['frames']} frames, no annotations)")
 
 
 if __name__ == "__main__":

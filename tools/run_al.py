@@ -50,8 +50,7 @@ def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycl
         exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command,
                          only=only, cycle0_from=cycle0_from)
         result = exp.run()
-    if result.get("waiting"):  # al.oracle="human": the run stopped for labels (vidal/human.py)
-        click.echo(result["waiting"])
+    if result.get("waiting"):  # al.oracle="human": the run stopped for labels and printed the next steps
         return
     rows = result["rows"]
     if rows:

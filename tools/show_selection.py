@@ -24,12 +24,14 @@ from vidal.loop import ExperimentError
 @click.option("--cycle", type=IntInRange(0), default=None, help="The frames added for cycle N [default: the latest].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output PNG.")
 @click.option("--max-frames", type=IntInRange(1), default=24, show_default=True, help="Show at most this many.")
-def main(work_dir, cycle, out, max_frames):
+@click.option("--min-score", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Draw the detections scored at least this (TC: the detections of its graph).")
+def main(work_dir, cycle, out, max_frames, min_score):
     """Write the montage of WORK_DIR's selected frames to --out."""
     from vidal.montage import show_selection
 
     with one_line_errors(ExperimentError, ConfigError, DatasetFormatError, FileNotFoundError):
-        s = show_selection(work_dir, out, cycle, max_frames=max_frames)
+        s = show_selection(work_dir, out, cycle, max_frames=max_frames, min_score=min_score)
     click.echo(f"cycle {s['cycle']}: {s['frames']} frames from {s['source']}"
                f"{' with per-box TC estimates' if s['tc_boxes'] else ''} -> {s['out']}")
 

@@ -82,15 +82,23 @@ def _ls_result(box, label: str, W: int, H: int, k: int, score: float | None) -> 
     return r
 
 
-def _label_studio_tasks(job: dict, url_prefix: str) -> list[dict]:
+def _kept(p: dict | None, min_score: float) -> dict:
+    """The detections of a job frame scored ``>= min_score`` (the pre-annotations shown to annotators)."""
+    p = p or {"boxes": [], "labels": [], "scores": []}
+    keep = [k for k, s in enumerate(p["scores"]) if s >= min_score]
+    return {"boxes": [p["boxes"][k] for k in keep], "labels": [p["labels"][k] for k in keep],
+            "scores": [p["scores"][k] for k in keep]}
+
+
+def _label_studio_tasks(job: dict, url_prefix: str, min_score: float) -> list[dict]:
     classes = job["classes"]
     tasks = []
     for e in job["frames"]:
         name = image_name(e["video"], e["frame"])
         task = {"data": {"image": url_prefix + "images/" + name, "video": e["video"], "frame": e["frame"],
                          "index": e["index"], "job": job["number"]}}
-        p = e.get("prediction")
-        if p is not None:
+        if e.get("prediction") is not None:
+            p = _kept(e["prediction"], min_score)
             res = [_ls_result(b, classes[lab - 1], e["width"], e["height"], k, s)
                    for k, (b, lab, s) in enumerate(zip(p["boxes"], p["labels"], p["scores"]))]
             task["predictions"] = [{"model_version": job["made_by"], "score": float(np.mean(p["scores"]))
@@ -99,7 +107,7 @@ def _label_studio_tasks(job: dict, url_prefix: str) -> list[dict]:
     return tasks
 
 
-def _cvat_xml(job: dict) -> str:
+def _cvat_xml(job: dict, min_score: float) -> str:
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
@@ -112,7 +120,7 @@ def _cvat_xml(job: dict) -> str:
     for k, e in enumerate(job["frames"]):
         im = ET.SubElement(root, "image", id=str(k), name=image_name(e["video"], e["frame"]),
                            width=str(e["width"]), height=str(e["height"]))
-        p = e.get("prediction") or {"boxes": [], "labels": [], "scores": []}
+        p = _kept(e.get("prediction"), min_score)
         for b, lab, s in zip(p["boxes"], p["labels"], p["scores"]):
             box = ET.SubElement(im, "box", label=job["classes"][lab - 1], source="auto", occluded="0",
                                 xtl=repr(float(b[0])), ytl=repr(float(b[1])), xbr=repr(float(b[2])),
@@ -122,13 +130,13 @@ def _cvat_xml(job: dict) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _coco(job: dict) -> dict:
+def _coco(job: dict, min_score: float) -> dict:
     images, anns = [], []
     for k, e in enumerate(job["frames"]):
         images.append({"id": k + 1, "file_name": image_name(e["video"], e["frame"]), "width": e["width"],
                        "height": e["height"], "vidal_video": e["video"], "vidal_frame": e["frame"],
                        "vidal_index": e["index"]})
-        p = e.get("prediction") or {"boxes": [], "labels": [], "scores": []}
+        p = _kept(e.get("prediction"), min_score)
         for b, lab, s in zip(p["boxes"], p["labels"], p["scores"]):
             x1, y1, x2, y2 = (float(v) for v in b)
             anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": int(lab),
@@ -148,9 +156,10 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def export_job(job: dict, dataset, fmt: str, out: str | os.PathLike, *, context: int = 0,
-               url_prefix: str = "/data/local-files/?d=", progress: bool = True) -> dict:
+               url_prefix: str = "/data/local-files/?d=", min_score: float = 0.5, progress: bool = True) -> dict:
     """Write ``job`` for the labelling tool ``fmt`` into the folder ``out`` (created; it must not
-    exist or be empty). Everything is written into a hidden sibling folder first, then renamed, so
+    exist or be empty); ``min_score``: the detections scored below it are left out of the
+    pre-annotations (0.5: the thesis evaluation threshold). Everything is written into a hidden sibling folder first, then renamed, so
     an interrupted export leaves no half folder. Returns ``{"out", "task_file", "images", "context"}``."""
     from tqdm import tqdm
 
@@ -175,14 +184,14 @@ def export_job(job: dict, dataset, fmt: str, out: str | os.PathLike, *, context:
                     n_context += 1
         if fmt == "label-studio":
             task_file = tmp / "tasks.json"
-            task_file.write_text(json.dumps(_label_studio_tasks(job, url_prefix), indent=1) + "\n")
+            task_file.write_text(json.dumps(_label_studio_tasks(job, url_prefix, min_score), indent=1) + "\n")
             (tmp / "label_config.xml").write_text(label_config(job["classes"]))
         elif fmt == "cvat":
             task_file = tmp / "annotations.xml"
-            task_file.write_text(_cvat_xml(job))
+            task_file.write_text(_cvat_xml(job, min_score))
         else:
             task_file = tmp / "annotations.json"
-            task_file.write_text(json.dumps(_coco(job), indent=1) + "\n")
+            task_file.write_text(json.dumps(_coco(job, min_score), indent=1) + "\n")
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

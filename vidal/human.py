@@ -231,10 +231,12 @@ def next_steps(exp, job: dict, pending: Sequence[int]) -> str:
     if "--resume" not in resume.split():
         resume += " --resume"
     n = len(job["frames"])
+    pre = ("the model's detections come as pre-annotations" if any(e.get("prediction") for e in job["frames"])
+           else "no pre-annotations: the cold start has no model")
     return (f"waiting for labels: job {job['number']} ({job_path(root, job['number'])}) has {len(pending)} of its "
             f"{n} frames still to label (cycle {job['number']} trains on them). Next:\n"
             f"  1. python tools/export_selection.py {root} --format label-studio --out DIR   "
-            f"(or --format cvat / coco; the model's detections come as pre-annotations)\n"
+            f"(or --format cvat / coco; {pre})\n"
             f"  2. label the frames in the tool and export its annotations (Label Studio: JSON; CVAT: "
             f"CVAT for images 1.1; COCO json)\n"
             f"  3. python tools/import_labels.py {root} EXPORTED_FILE --format label-studio   "

@@ -115,8 +115,10 @@ def _grid(tiles: list[np.ndarray], header: str) -> np.ndarray:
 
 
 def show_selection(root: str | os.PathLike, out: str | os.PathLike, cycle: int | None = None, *,
-                   max_frames: int = 24) -> dict:
-    """Write the montage PNG of cycle ``cycle``'s frames (default: the latest) to ``out`` (atomic).
+                   max_frames: int = 24, min_score: float = 0.5) -> dict:
+    """Write the montage PNG of cycle ``cycle``'s frames (default: the latest) to ``out`` (atomic);
+    detections scored below ``min_score`` are not drawn (TC's per-box estimates show the detections
+    of its graph, those above its own ``score_threshold``).
     Returns ``{"out", "cycle", "frames", "tc_boxes", "source"}``."""
     from vidal.config import load_config
     from vidal.data.validate import open_dataset
@@ -158,6 +160,13 @@ def show_selection(root: str | os.PathLike, out: str | os.PathLike, cycle: int |
                 bits.append(f"{text} {int(got['logs'][name][k])}")
         gt = gt_of(i)
         pred = got["predictions"][k] if got["predictions"] is not None else None
+        if pred is not None and errors is None:
+            from vidal.detection.base import Predictions
+
+            keep = pred.scores >= min_score
+            if not keep.all():
+                bits.append(f"{int((~keep).sum())} dets < {min_score:g} hidden")
+            pred = Predictions(pred.boxes[keep], pred.scores[keep], pred.labels[keep], pred.probs[keep])
         tiles.append(_tile(dataset.image(i), pred, None if errors is None else errors[i],
                            gt if len(gt["boxes"]) else None, list(dataset.classes), "  ".join(bits)))
     header = (f"{root.name}: {len(got['frames'])} frames selected for cycle {cycle} ({Path(got['source']).name}"
