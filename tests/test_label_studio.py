@@ -38,7 +38,7 @@ import pytest
 from click.testing import CliRunner
 
 import vidal.acquisition  # noqa: F401 - registers the acquisitions
-from human_helpers import annotator_boxes, make_pool, recording_backend, trained_boxes
+from human_helpers import annotator_boxes, make_pool, trained_boxes
 from test_human_oracle import _coco_file, _job, _run, _tool
 from vidal.data import VideoDataset
 from vidal.human import import_labels
@@ -104,7 +104,7 @@ def label_studio(tmp_path_factory):
     log = root / "server.log"
     t0 = time.monotonic()
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(binary), "start", "--no-browser", "--host", f"http://127.0.0.1",
+        proc = subprocess.Popen([str(binary), "start", "--no-browser", "--host", "http://127.0.0.1",
                                  "--internal-host", "127.0.0.1", "--port", str(port), "--username", "vidal@example.com",
                                  "--password", "vidal-pw-1234", "--user-token", TOKEN, "--enable-legacy-api-token"],
                                 env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -66,7 +66,6 @@ def test_human_job_montage_and_errors(tmp_path):
     assert r.exit_code == 0 and "cycle 0: 4 frames from" in r.output, r.output
     assert _has_colour(tmp_path / "job0.png", COLORS["det"]) > 50
     # once labelled, the imported boxes are drawn in yellow too (before: only the legend swatches)
-    from human_helpers import annotator_boxes
     from test_human_oracle import _coco_file
     from vidal.data import VideoDataset
     from vidal.human import import_labels, read_job

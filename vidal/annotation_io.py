@@ -159,8 +159,9 @@ def export_job(job: dict, dataset, fmt: str, out: str | os.PathLike, *, context:
                url_prefix: str = "/data/local-files/?d=", min_score: float = 0.5, progress: bool = True) -> dict:
     """Write ``job`` for the labelling tool ``fmt`` into the folder ``out`` (created; it must not
     exist or be empty); ``min_score``: the detections scored below it are left out of the
-    pre-annotations (0.5: the thesis evaluation threshold). Everything is written into a hidden sibling folder first, then renamed, so
-    an interrupted export leaves no half folder. Returns ``{"out", "task_file", "images", "context"}``."""
+    pre-annotations (0.5: the thesis evaluation threshold). Everything is written into a hidden
+    sibling folder first, then renamed, so an interrupted export leaves no half folder.
+    Returns ``{"out", "task_file", "images", "context"}``."""
     from tqdm import tqdm
 
     if fmt not in FORMATS:

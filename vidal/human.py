@@ -120,8 +120,8 @@ def read_job(root: str | os.PathLike, number: int) -> dict:
     path = job_path(root, number)
     if not path.is_file():
         have = job_numbers(root)
-        raise ExperimentError(f"{path}: no such annotation job; this work dir has "
-                              f"{'jobs ' + ', '.join(map(str, have)) if have else 'no job yet (run tools/run_al.py first)'}")
+        known = f"jobs {', '.join(map(str, have))}" if have else "no job yet (run tools/run_al.py first)"
+        raise ExperimentError(f"{path}: no such annotation job; this work dir has {known}")
     job = read_json(path)
     if not isinstance(job, dict) or job.get("format") != JOB_FORMAT:
         raise ExperimentError(f"{path}: not a {JOB_FORMAT} file; delete it and rerun with --resume to write it again")
