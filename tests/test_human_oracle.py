@@ -23,7 +23,7 @@ from human_helpers import annotator_boxes, make_pool, recording_backend, trained
 from vidal.config import ConfigError, load_config
 from vidal.data import VideoDataset
 from vidal.human import LabelError, import_labels, job_path
-from vidal.loop import Experiment
+from vidal.loop import Experiment, ExperimentError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,6 +236,9 @@ def test_config_errors(tmp_path):
                           (["acquisition.name='oracle_fp'"], "reads the pool's ground truth")):
             with pytest.raises(ConfigError, match=msg):
                 Experiment(load_config(config, opts), tmp_path / "w", 0, progress=False)
+        with pytest.raises(ExperimentError, match="need the simulated oracle"):
+            Experiment(load_config(config), tmp_path / "w", 0, progress=False, only="cycle0")
+    assert not (tmp_path / "w").exists()
 
 
 def test_cold_start_by_acquisition_on_the_start_model(tmp_path):
@@ -254,7 +257,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from human_helpers import recording_backend
 from vidal.config import load_config
-from vidal.loop import Experiment
+from vidal.loop import Experiment, ExperimentError
 import vidal.acquisition
 with recording_backend():
     res = Experiment(load_config({config!r}), {work!r}, 0, resume=True, progress=False, threads=1,

@@ -820,6 +820,9 @@ class Experiment:
         self._open_splits(cfg)
         self.config_text = dump(cfg)
         self.fresh = self.wd.check(self.config_text, self.seed, self.resume)
+        if self.human and (only is not None or self.cycle0_from is not None):
+            raise ExperimentError("only / cycle0_from (a shared cycle 0 of a grid) need the simulated oracle; "
+                                  "a run with al.oracle='human' trains on its own imported labels")
         if self.cycle0_from is not None:
             self._check_cycle0_source()
         self._detector = None  # (cycle, detector) in memory
