@@ -4,6 +4,10 @@
         --work-dir runs/entropy-mean/seed0 --seed 0
     python tools/run_al.py CONFIG --work-dir DIR --seed 0 --resume      # continue an interrupted run
     python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.cycles=2 schedule.epochs=1
+    python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.oracle='"human"'   # people label the frames
+
+With al.oracle="human" a run stops whenever it needs labels, after writing the annotation job, and
+prints the next steps (export_selection.py, label, import_labels.py, --resume; vidal/human.py).
 
 The work dir receives the resolved config, the seed, versions and git commit, the labeled set of
 every cycle, metrics.jsonl (one row per cycle) and the latest checkpoint (see vidal/loop.py).
@@ -46,6 +50,8 @@ def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycl
         exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command,
                          only=only, cycle0_from=cycle0_from)
         result = exp.run()
+    if result.get("waiting"):  # al.oracle="human": the run stopped for labels and printed the next steps
+        return
     rows = result["rows"]
     if rows:
         last = rows[-1]

@@ -30,7 +30,11 @@ Config sections (unknown keys are errors):
   every method, thesis 2.6.1; the plain ``random`` acquisition overrides them with k=0,
   per_video=False); ``train_from`` ``"previous"`` or ``"start"``; ``initial_schedule`` (default
   None) overrides ``epochs`` / ``lr`` / ``milestones`` / ``gamma`` of the schedule for cycle 0,
-  which trains from the start weights on the small initial set.
+  which trains from the start weights on the small initial set. ``oracle`` ``"simulated"`` (the
+  pool's ground truth) or ``"human"`` (annotation jobs and imported labels, :mod:`vidal.human`);
+  ``cold_start`` (human only) ``"random"`` (Random+R) or ``"acquisition"`` (the acquisition on the
+  start-weights model) chooses the first job. ``pool_subsample`` (None) a fraction F: each cycle
+  scores a seeded random F of the unlabeled frames (whole video segments for TC; :mod:`vidal.subsample`).
 - ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
   the other keys go to its constructor (strict).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
@@ -84,7 +88,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidal import build
+from vidal import build, human, subsample
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
 from vidal.locking import LOCK_NAME, FolderLock
@@ -101,7 +105,8 @@ from vidal.selection import (
 from vidal.training import FrameView, evaluate_thesis_frames, predict_frames, spread_indices
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
-                               "train_from": "previous", "reference": False, "initial_schedule": None}
+                               "train_from": "previous", "reference": False, "initial_schedule": None,
+                               "oracle": "simulated", "cold_start": "random", "pool_subsample": None}
 #: Keys of ``al.initial_schedule``: the schedule of cycle 0 (from the start weights), when it should
 #: differ from the fine-tuning cycles' (e.g. more epochs on the small initial set)
 INITIAL_SCHEDULE_KEYS = ("epochs", "lr", "milestones", "gamma")
@@ -432,6 +437,7 @@ def al_section(cfg: dict) -> dict[str, Any]:
         if not isinstance(al[key], bool):
             raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
     al["initial_schedule"] = _initial_schedule(al["initial_schedule"], where)
+    al["pool_subsample"] = subsample.check_fraction(al["pool_subsample"], where)
     return al
 
 
@@ -510,8 +516,11 @@ def build_context(exp: Experiment, c: int, state: ALState, predictions: list | N
     acquisition gets, and those of its needs from :data:`CONTEXT_PROVIDERS`."""
     from vidal.acquisition import AcquisitionContext
 
+    # al.pool_subsample: a seeded subset of the unlabeled pool (whole segments when tracks are needed)
+    candidates = subsample.subsample(state.unlabeled, exp.pool_subsample, step_rng(exp.seed, c, "acquire").spawn(1)[0],
+                                     video_of_frames=exp.video_of_frames, segments="tracks" in exp.needs)
     ctx = AcquisitionContext(
-        dataset=exp.train_set, candidates=state.unlabeled, labeled=state.labeled_mask, num_classes=exp.num_classes,
+        dataset=exp.train_set, candidates=candidates, labeled=state.labeled_mask, num_classes=exp.num_classes,
         class_names=exp.classes, cycle=c, rng=step_rng(exp.seed, c, "acquire"),
         labeled_class_counts=labeled_class_counts(exp, state),
         evaluation={k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
@@ -652,6 +661,8 @@ def real_errors(exp: Experiment, det, selected: np.ndarray, predictions: list | 
     (never seen by the acquisition), and the seconds spent predicting them (when the pool was not)."""
     from vidal.acquisition.oracle import errors_of_frames
 
+    if exp.human:  # no ground truth to count them against: unknown
+        return np.full((len(selected), 2), np.nan), 0.0
     t0 = time.perf_counter()
     if predictions is not None:
         sel_preds = {int(i): predictions[int(i)] for i in selected}
@@ -704,7 +715,8 @@ def reveal(exp: Experiment, state: ALState, sel: Selection, c: int) -> ALState:
         raise RuntimeError(f"the oracle revealed {len(labels)} labels for {len(sel.selected)} frames")
     nxt = ALState(len(exp.train_set))
     nxt.load_state_dict(state.state_dict())
-    nxt.reveal(sel.selected, c + 1)
+    # a human oracle returns None for a frame given up on (it stays in the unlabeled pool)
+    nxt.reveal(sel.selected[np.array([g is not None for g in labels], bool)], c + 1)
     exp.log(f"cycle {c}: selected {len(sel.selected)} frames "
             f"(real FP mean {sel.real_fp.mean() if len(sel.real_fp) else float('nan'):.2f})")
     return nxt
@@ -750,6 +762,8 @@ def run_cycle(exp: Experiment, c: int) -> bool:
     sel = None
     if c < exp.protocol.cycles:
         sel = wd.read_selection(c) if wd.selected(c) else acquire(exp, c, state)
+        if exp.human:  # the annotation job of the selected frames (vidal.human); reveal waits for its labels
+            human.job_for_selection(exp, c, sel)
         wd.save_state(reveal(exp, state, sel, c), c + 1)
     wd.write(c, "row.json", cycle_row(exp, c, state, ev, sel))
     wd.write_metrics()
@@ -806,25 +820,43 @@ class Experiment:
         self._open_splits(cfg)
         self.config_text = dump(cfg)
         self.fresh = self.wd.check(self.config_text, self.seed, self.resume)
+        if self.human and (only is not None or self.cycle0_from is not None):
+            raise ExperimentError("only / cycle0_from (a shared cycle 0 of a grid) need the simulated oracle; "
+                                  "a run with al.oracle='human' trains on its own imported labels")
         if self.cycle0_from is not None:
             self._check_cycle0_source()
         self._detector = None  # (cycle, detector) in memory
         # built now (a missing flow cache or tracker weights stop the run before any training),
         # once per run: the flow cache is computed once; SiamFC is reset every cycle
         self.tracker = self._build_tracker() if self.tracker_spec else None
-        self.oracle = oracle if oracle is not None else SimulatedOracle(self.train_set)
+        self.oracle = oracle if oracle is not None else self._default_oracle()
+
+    def _default_oracle(self) -> Oracle:
+        """:class:`SimulatedOracle`, or with ``al.oracle="human"`` :class:`vidal.human.HumanOracle`
+        (``train_set`` is then the pool with the imported labels, :class:`vidal.human.LabeledPool`)."""
+        if not self.human:
+            return SimulatedOracle(self.train_set)
+        oracle = human.HumanOracle(self, self.train_set)
+        if not self.fresh:
+            oracle.refresh()
+        return oracle
 
     def _check_sections(self, cfg: dict) -> None:
         """The al section, then the experiment spec in one pass (acquisition, tracker, detector,
         evaluation, dataset paths: :func:`vidal.build.build_spec`), before any data is opened."""
-        al_section(cfg)
+        al = al_section(cfg)
         self.spec = build.build_spec(cfg, acquisition=True, known_needs=tuple(CONTEXT_PROVIDERS))
         self.acquisition, self.needs, self.tracker_spec = self.spec.acquisition, self.spec.needs, self.spec.tracker
+        human.check_config(al, self.needs, self.where)
+        self.human, self.cold_start = al["oracle"] == "human", al["cold_start"]
+        self.pool_subsample = al["pool_subsample"]
         self.eval_options = dict(self.spec.evaluation)
 
     def _open_splits(self, cfg: dict) -> None:
         """The train and test splits (validated), and what depends on the train split's size."""
         self.train_set = self.spec.open("train")
+        if self.human:  # the loop sees the imported labels only (vidal.human.LabeledPool)
+            self.train_set = human.LabeledPool(self.train_set)
         self.test_set = self.spec.open("test")
         if self.train_set.classes != self.test_set.classes:
             raise ConfigError(f"{self.where}: train classes {self.train_set.classes} differ from test classes "
@@ -938,7 +970,8 @@ class Experiment:
 
     # ---- the loop
     def run(self) -> dict:
-        """Run (or resume) the experiment; returns ``{"rows": [...], "reference": {...} | None}``."""
+        """Run (or resume) the experiment; returns ``{"rows": [...], "reference": {...} | None}``, and
+        ``"waiting"``: what to do next, when a human-oracle run stopped for labels (:mod:`vidal.human`)."""
         import torch
 
         if self.threads:
@@ -946,7 +979,11 @@ class Experiment:
         self.wd.root.mkdir(parents=True, exist_ok=True)
         # one process per work dir: a second one stops here in one line naming the holder's PID
         with FolderLock(self.wd.root, "AL run (tools/run_al.py)"):
-            return self._run_locked()
+            try:
+                return self._run_locked()
+            except human.LabelsPending as waiting:  # al.oracle="human": stop until the labels are imported
+                self.log(str(waiting))
+                return {"rows": self.wd.write_metrics(), "reference": None, "waiting": str(waiting)}
 
     def _run_locked(self) -> dict:
         self._start_work_dir()
@@ -956,6 +993,8 @@ class Experiment:
                  f"initial {P.initial} + {P.cycles} x {P.budget} frames, k={self.k}, per_video={self.per_video}")
         if self.only == "reference":
             return {"rows": [], "reference": run_reference(self)}
+        if not self.wd.has_state(0) and self.human:  # job 0 (cold start); waits for its labels
+            self.wd.save_state(human.cold_start(self), 0)
         if not self.wd.has_state(0):
             state = ALState(len(self.train_set))
             state.reveal(initial_labeled(len(self.train_set), P.initial, self.video_of_frames, seed=self.seed,
