@@ -141,6 +141,7 @@ class ScheduleConfig:
     photometric: float = 0.0              # probability of a random colour transform (augment.py)
     crop: float = 1.0                     # side of a random crop kept at the frame's scale; 1 = off
     seed: int = 0
+    amp: bool = False                     # mixed precision on CUDA (float16 autocast + loss scaling); no-op on CPU
 
     def __post_init__(self) -> None:
         check_field_types(self)      # before converting: "12" must not become (1, 2)
@@ -168,13 +169,16 @@ def optimizer_with_schedule(params: Iterable[Tensor], *, lr: float, momentum: fl
 
 
 def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, params: Sequence[Tensor], *,
-                   grad_clip: float | None, warmup, iteration: int, ranks=None) -> dict[str, float]:
+                   grad_clip: float | None, warmup, iteration: int, ranks=None, scaler=None) -> dict[str, float]:
     """Backward the sum of ``losses``, clip, step; the row of floats the history keeps.
 
     ``ranks`` (a :class:`vidal.distributed.RankContext` of several processes): the loss terms and
     the gradients are averaged over the ranks (``g = (1/N) sum_r g_r``) before the check, the
     clipping and the step, so every rank takes the same step. A non-finite loss (averaged: every
     rank stops together) raises ``FloatingPointError`` naming the iteration and every loss term.
+    ``scaler`` (a ``torch.amp.GradScaler``, mixed precision): the loss is scaled before the backward
+    pass and the gradients unscaled before the clipping; a step whose gradients overflow is skipped
+    (the same on every rank: the gradients are averaged first).
     """
     loss = sum(losses.values())
     terms = {k: v.item() for k, v in losses.items()}
@@ -186,12 +190,18 @@ def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, 
     if not math.isfinite(value):
         raise FloatingPointError(f"loss is {value} at iteration {iteration}: {terms}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (scaler.scale(loss) if scaler is not None else loss).backward()
     if ranks is not None:
         ranks.average_gradients(params)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     if warmup is not None:
         warmup.step()
     return {"loss": value, **terms}
@@ -248,7 +258,7 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         epoch_batches: Callable[[], Iterable[Any]], schedule: ScheduleConfig, *, iterations: int | None = None,
         progress: bool = False, before_epoch: Callable[[], None] | None = None,
         on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None,
-        module: torch.nn.Module | None = None, ranks=None) -> list[dict[str, float]]:
+        module: torch.nn.Module | None = None, ranks=None, amp_device: str | None = None) -> list[dict[str, float]]:
     """Train for ``schedule.epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch)
     with the schedule's optimizer, learning rate, milestones, warm-up, clipping and weight average.
 
@@ -259,7 +269,9 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
     keep a :class:`WeightAverage` of ``module``; ``on_epoch_end`` sees the average, and the module
     holds it when training ends. ``ranks`` (:class:`vidal.distributed.RankContext`): losses,
     gradients and ``module``'s floating buffers are averaged over the ranks at every step (each
-    rank's ``epoch_batches`` yields its share of the global batch).
+    rank's ``epoch_batches`` yields its share of the global batch). ``amp_device`` ("cuda"):
+    mixed precision, each ``losses_of`` under ``torch.autocast`` (float16) and the loss scaled
+    (``torch.amp.GradScaler``); None: float32 (the caller passes None on CPU).
     """
     s = schedule
     epochs, ema_decay = s.epochs, s.ema_decay
@@ -270,6 +282,8 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
     opt, sched, warm = optimizer_with_schedule(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
                                                milestones=s.milestones, gamma=s.gamma, warmup_iters=s.warmup_iters,
                                                optimizer=s.optimizer)
+    scaler = torch.amp.GradScaler(amp_device) if amp_device else None
+    autocast = (lambda: torch.autocast(amp_device, dtype=torch.float16)) if amp_device else contextlib.nullcontext
     history: list[dict[str, float]] = []
     bar = None
     if progress:
@@ -285,8 +299,10 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         for batch in epoch_batches():
             if iterations is not None and len(history) + len(rows) >= iterations:
                 break
-            row = optimizer_step(losses_of(batch), opt, params, grad_clip=s.grad_clip, warmup=warm,
-                                 iteration=len(history) + len(rows), ranks=ranks)
+            with autocast():
+                losses = losses_of(batch)
+            row = optimizer_step(losses, opt, params, grad_clip=s.grad_clip, warmup=warm,
+                                 iteration=len(history) + len(rows), ranks=ranks, scaler=scaler)
             if ranks is not None:
                 ranks.average_buffers(module)
             if ema is not None:

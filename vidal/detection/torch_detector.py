@@ -26,7 +26,9 @@ without torch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -49,6 +51,14 @@ def resolve_device(name: str) -> torch.device:
         ranks = distributed.current()
         return torch.device(f"cuda:{ranks.local_rank}" if ranks.distributed else "cuda")
     return torch.device(name)
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` on ``device``; to a GPU through pinned (page-locked) host memory with a non-blocking
+    copy, so that the copy of one image overlaps the work queued before it."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 class TorchDetector:
@@ -79,6 +89,20 @@ class TorchDetector:
         rank = self.ranks.rank
         self._rng = np.random.default_rng(config.seed if rank == 0 else [config.seed, rank])
         self._generator = torch.Generator().manual_seed(config.seed)
+
+    @property
+    def amp_device(self) -> str | None:
+        """``"cuda"`` when ``config.amp`` asks for mixed precision and the model is on a GPU; None
+        otherwise (on CPU ``amp`` is a no-op: float32, with a warning once)."""
+        if not getattr(self.config, "amp", False):
+            return None
+        if self.device.type != "cuda":
+            if not getattr(self, "_amp_warned", False):
+                warnings.warn("schedule.amp=True has no effect on CPU (mixed precision needs CUDA); "
+                              "training and inference run in float32", stacklevel=3)
+                self._amp_warned = True
+            return None
+        return "cuda"
 
     # ---- what a backend supplies
     @staticmethod
@@ -149,18 +173,20 @@ class TorchDetector:
                                             rank=ranks.rank, world_size=ranks.world_size),
                       schedule, iterations=iterations, progress=progress and ranks.is_main, module=self.model,
                       before_epoch=self.model.train, on_epoch_end=on_epoch_end,
-                      ranks=ranks if ranks.distributed else None)
+                      ranks=ranks if ranks.distributed else None, amp_device=self.amp_device)
         self.model.eval()
         return history
 
     # ---- inference
     def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         """One :class:`Predictions` per RGB image (uint8 ``[H, W, 3]``), boxes in its pixels, in
-        batches of ``config.predict_batch_size``; never changes the weights."""
+        batches of ``config.predict_batch_size``; never changes the weights. ``config.amp`` on a
+        GPU: under float16 autocast (the :class:`Predictions` are float32 all the same)."""
         self.model.eval()
         out: list[Predictions] = []
         size = self.config.predict_batch_size
-        with torch.no_grad():
+        amp = self.amp_device
+        with torch.no_grad(), (torch.autocast(amp, dtype=torch.float16) if amp else contextlib.nullcontext()):
             for start in range(0, len(images), size):
                 out += self.predict_batch(images[start:start + size])
         return out
