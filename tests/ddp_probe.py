@@ -1,8 +1,10 @@
 """Run under ``torchrun`` by tests/test_distributed.py (or as one plain process): what each rank
 holds, written to files the test compares.
 
-    ddp_probe.py train CONFIG OUT BATCH ITERS   train the config's detector, record the hash of
-                                                the parameters after every step (per rank)
+    ddp_probe.py train CONFIG OUT BATCH ITERS   train the config's detector as tools/train.py does
+                                                (vidal.training.train_detector, work dir OUT/work),
+                                                capped at ITERS steps of BATCH frames per rank;
+                                                record the hash of the parameters after every step
     ddp_probe.py al CONFIG WORK [--resume]      an AL run with the scripted double detector
 """
 
@@ -32,7 +34,7 @@ def train(config: str, out: str, batch: int, iters: int) -> None:
     from vidal.build import build_spec
     from vidal.config import load_config
     from vidal.detection import schedule
-    from vidal.training import FrameView
+    from vidal.training import train_detector
 
     ranks = distributed.init("ddp" if "RANK" in os.environ else "none")
     torch.set_num_threads(1)
@@ -50,12 +52,21 @@ def train(config: str, out: str, batch: int, iters: int) -> None:
         steps.append(_hash(params))
         return row
 
+    history: list[dict] = []
+    train = det.train
+
+    def capped(frames, **kwargs):  # the schedule's batch size and an iteration cap; the loss rows kept
+        history.extend(train(frames, iterations=iters, batch_size=batch, **kwargs))
+        return history
+
+    det.train = capped
     schedule.optimizer_step = recording
-    try:
-        history = det.train(FrameView(train_set), iterations=iters, batch_size=batch)
+    out = Path(out)
+    try:  # what tools/train.py runs: rank 0 alone evaluates and writes the work dir
+        train_detector(det, train_set, work_dir=out / "work", test_set=spec.open("test"), progress=False,
+                       log=lambda line: print(f"LOG {line}", flush=True))
     finally:
         schedule.optimizer_step = step
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{ranks.rank}.json").write_text(json.dumps({
         "world_size": ranks.world_size, "steps": steps, "state": _hash(det.model.state_dict().values()),
