@@ -312,3 +312,36 @@ def test_sharded_predictions_read_one_video_at_a_time(tmp_path):
     store.path(2).write_bytes(b"not a zip")
     with pytest.raises(ShardError, match="video_00002.npz: cannot be read"):
         PoolShards(tmp_path / "p", video_of).predictions()[5]
+
+
+def test_pool_shards_in_one_process_and_through_a_shared_cycle0_select_the_same(tmp_path):
+    """``pool_shards=True`` (``run_al.py --pool-shards``) in one process: the same rows and
+    selections as the single ``pool_predictions.npz``; a shared cycle 0 made with shards hands
+    them to the method's run (copied, ``done.json`` last)."""
+    from double_detector import registered
+    from vidal.config import load_config
+    from vidal.loop import Experiment
+
+    root = tmp_path / "data"
+    root.mkdir()
+    write_split(root / "train.h5", [6, 10, 14, 12], 0, "train")
+    write_split(root / "test.h5", [6, 6], 1, "test")
+    (root / "al.py").write_text(AL.format(root=root))
+    cfg = load_config(root / "al.py")
+    quiet = dict(progress=False, threads=1, echo=lambda s: None)
+    rows = lambda p: _strip([json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()])  # noqa: E731
+    with registered():
+        Experiment(cfg, tmp_path / "npz", 0, **quiet).run()
+        Experiment(cfg, tmp_path / "shards", 0, pool_shards=True, **quiet).run()
+        Experiment(cfg, tmp_path / "c0", 0, pool_shards=True, only="cycle0", **quiet).run()
+        Experiment(cfg, tmp_path / "from_c0", 0, pool_shards=True, cycle0_from=tmp_path / "c0", **quiet).run()
+    assert (tmp_path / "shards" / "cycle_001" / "pool_predictions" / "done.json").is_file()
+    assert (tmp_path / "from_c0" / "cycle_000" / "pool_predictions" / "done.json").is_file()
+    assert "predict on the pool" not in (tmp_path / "from_c0" / "log.txt").read_text().split("cycle 1:")[0]
+    for other in ("shards", "from_c0"):
+        assert rows(tmp_path / other) == rows(tmp_path / "npz")
+        for c in (0, 1):
+            a = np.load(tmp_path / other / f"cycle_{c:03d}" / "selection.npz")
+            b = np.load(tmp_path / "npz" / f"cycle_{c:03d}" / "selection.npz")
+            np.testing.assert_array_equal(a["scores"], b["scores"])
+            np.testing.assert_array_equal(a["selected"], b["selected"])

@@ -49,6 +49,9 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/pool_predictions.npz   predictions on the train split (when the acquisition needs
                             them): plain arrays (vidal.detection.base.predictions_to_arrays) and
                             time_s, read with allow_pickle=False
+    cycle_XXX/pool_predictions/     instead, with --launcher ddp or pool_shards=True: one npz
+                            shard per video and done.json (vidal/pool_shards.py), read video by
+                            video by the acquisition
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
                             (:meth:`Selection.arrays`)
     cycle_XXX/row.json      the metrics row of the cycle
@@ -70,6 +73,12 @@ Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
 writes its result before the next starts; ``resume=True`` skips the steps whose files exist and
 redoes the interrupted one, so an interrupted and resumed run ends with the same selections and
 metrics as an uninterrupted one (with the same number of threads).
+
+Several processes (``torchrun ... tools/run_al.py --launcher ddp``, :mod:`vidal.distributed`):
+rank 0 runs the loop and is the only writer; the other ranks run :func:`follow` and join the two
+collective steps rank 0 sends them (:meth:`Experiment.command_followers`): training
+(:func:`train_model`, each rank its share of every global batch) and pool prediction
+(:func:`predict_pool_sharded`, each rank whole videos, written by rank 0 as per-video shards).
 """
 
 from __future__ import annotations
