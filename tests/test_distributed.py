@@ -179,6 +179,10 @@ def test_launcher_ddp_without_torchrun_is_one_line(tiny, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "torchrun --nproc_per_node" in lines[0], r.stderr
     assert not (tmp_path / "w").exists()
+    # the other way round: torchrun without --launcher ddp (every rank would run the whole job)
+    r = torchrun(REPO / "tools" / "train.py", tiny / "train.py", "--work-dir", tmp_path / "w", timeout=120)
+    assert r.returncode != 0 and r.stdout.count("add --launcher ddp") == 2, r.stdout[-2000:]
+    assert not (tmp_path / "w").exists()
 
 
 # --------------------------------------------------------------------------- the AL loop

@@ -116,3 +116,13 @@ def test_backend_ray_without_ray_is_one_line_naming_the_install(grid_configs, tm
         lines = r.stderr.strip().splitlines()
         assert r.returncode != 0 and len(lines) == 1 and "pip install 'vidal[ray]'" in lines[0], r.stderr
     assert not (tmp_path / "g").exists() and not (tmp_path / "d").exists()
+
+
+def test_the_recorded_generate_command_leaves_out_where_it_ran():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        from generate import without_options
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    cmd = "python tools/generate.py --out d --backend ray --address=h:6379 --workers 4 --seed 1"
+    assert without_options(cmd, ("--backend", "--address")) == "python tools/generate.py --out d --workers 4 --seed 1"

@@ -159,6 +159,9 @@ def init(launcher: str = "none", *, timeout_s: float = 1800.0) -> RankContext:
     if launcher not in LAUNCHERS:
         raise LauncherError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     if launcher == "none":
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ:
+            raise LauncherError(f"started by torchrun as one of {os.environ['WORLD_SIZE']} processes, but with "
+                                f"--launcher none every process would run the whole job; add --launcher ddp")
         return current()
     missing = [k for k in TORCHRUN_ENV if k not in os.environ]
     if missing:
