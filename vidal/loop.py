@@ -279,8 +279,8 @@ class WorkDir:
         return read_work_file(self.state_path(c), load)
 
     def read_pool_predictions(self, c: int, n_frames: int) -> tuple[list, float] | None:
-        """``(predictions, time_s)`` of cycle ``c``, None when not predicted yet (the per-video
-        shards of :meth:`pool_shards` when they are complete, else ``pool_predictions.npz``)."""
+        """``(predictions, time_s)`` of cycle ``c``'s ``pool_predictions.npz``, None when not
+        predicted yet (the per-video form: :meth:`pool_shards`)."""
         path = self.path(c, "pool_predictions.npz")
         return read_pool_predictions(path, n_frames) if path.is_file() else None
 
@@ -634,7 +634,8 @@ def predict_pool(exp: Experiment, c: int, det) -> tuple[list | None, float]:
 
 def predict_pool_always(exp: Experiment, c: int, det) -> tuple[list, float]:
     """Cycle ``c``'s predictions on every train-split frame and the seconds they took (read back
-    if ``pool_predictions.npz`` is on disk, e.g. copied from a shared cycle 0), written otherwise."""
+    if ``pool_predictions.npz`` or complete per-video shards are on disk, e.g. copied from a shared
+    cycle 0), written otherwise (as shards when ``exp.pool_shards``: :func:`predict_pool_sharded`)."""
     shards = exp.wd.pool_shards(c, exp.video_of_frames)
     if shards.done:
         return shards.predictions(), shards.time_s()
@@ -930,7 +931,8 @@ class Experiment:
         self.wd.start(self.config_text, {
             "seed": self.seed, "command": self.command, "config_path": str(self.where),
             "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit() or "unknown",
-            "threads": self.threads, "world_size": self.ranks.world_size, "pool_frames": len(self.train_set), "test_frames": len(self.test_set),
+            "threads": self.threads, "world_size": self.ranks.world_size, "pool_frames": len(self.train_set),
+            "test_frames": len(self.test_set),
             "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
