@@ -91,14 +91,17 @@ class RankContext:
         return out
 
     def average_(self, tensors: Sequence) -> None:
-        """In place: every tensor becomes its mean over the ranks (one flat all-reduce)."""
+        """In place: every tensor becomes its mean over the ranks (one flat all-reduce, in float32,
+        or float64 when one of them is; every rank gets the same sum, so the same mean)."""
         if not self.distributed or not tensors:
             return
         import torch
         import torch.distributed as dist
 
-        flat = torch.cat([t.detach().reshape(-1).to(torch.float64 if t.dtype == torch.float64 else torch.float32)
-                          for t in tensors])
+        # NCCL reduces CUDA tensors only (a loss row or a mask is made on the host)
+        device = torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+        dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+        flat = torch.cat([t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat /= self.world_size
         offset = 0

@@ -41,7 +41,7 @@ import numpy as np
 
 from vidal.detection.base import Predictions, StrictConfig, checkpoint_config
 from vidal.detection.schedule import ScheduleConfig
-from vidal.detection.torch_detector import TorchDetector
+from vidal.detection.torch_detector import TorchDetector, to_device
 from vidal.weights import check_state_dict, read_torch_file
 from vidal.registry import DETECTORS
 
