@@ -11,8 +11,8 @@ local processes with ``cores / workers`` torch threads each. One progress bar; e
 in ``WORK_DIR/logs/``. ``--backend ray`` (the extra ``vidal[ray]``) runs each job as a Ray task
 asking for ``threads`` CPUs (``--gpus-per-run`` GPUs) on a local Ray instance or the cluster at
 ``--address``, with the same work dirs, logs, skipping and resume (vidal/ray_support.py: the grid
-folder must be on a file system every node sees). Rerunning the same command skips finished runs and resumes interrupted ones
-(also after ``kill -9``); a failing run is reported and the others go on. At the end it writes
+folder must be on a file system every node sees). Rerunning the same command skips finished runs
+and resumes interrupted ones (also after ``kill -9``); a failing run is reported and the others go on. At the end it writes
 ``WORK_DIR/results.csv``, ``results.md`` (table, paired differences, label efficiency, time per
 cycle, selection distance, noise floor) and ``results_curves*.png``.
 
@@ -75,7 +75,8 @@ def preflight(methods: dict, seeds: list[int], grid_dir: Path, threads: int):
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: worker processes on this machine; ray: Ray tasks (pip install 'vidal[ray]').")
 @click.option("--address", default=None, help="--backend ray: the Ray cluster (HEAD:6379); default: a local one.")
-@click.option("--gpus-per-run", type=float, default=0.0, show_default=True, help="--backend ray: GPUs each run asks for.")
+@click.option("--gpus-per-run", type=float, default=0.0, show_default=True,
+              help="--backend ray: GPUs each run asks for.")
 def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, metric, backend, address,
          gpus_per_run):
     """Run every method of CONFIG_DIR for every seed (resumable), then write the report."""
