@@ -68,6 +68,7 @@ def test_amp_is_off_by_default_and_a_no_op_with_a_warning_on_cpu():
     assert det.predict([FRAMES[0]["image"]])[0].boxes.dtype == np.float32
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")  # GradScaler skips the first (overflowing) step
 def test_fit_with_autocast_and_loss_scaling_trains():
     """The GPU path of fit (float16 autocast, GradScaler, unscale before clipping) on the CPU."""
     torch.manual_seed(0)
