@@ -5,6 +5,7 @@
     python tools/run_al.py CONFIG --work-dir DIR --seed 0 --resume      # continue an interrupted run
     python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.cycles=2 schedule.epochs=1
     python tools/run_al.py CONFIG --work-dir DIR --cfg-options al.oracle='"human"'   # people label the frames
+    torchrun --nproc_per_node 2 tools/run_al.py CONFIG --work-dir DIR --launcher ddp   # 2 processes
 
 With al.oracle="human" a run stops whenever it needs labels, after writing the annotation job, and
 prints the next steps (export_selection.py, label, import_labels.py, --resume; vidal/human.py).
@@ -40,17 +41,30 @@ from vidal.weights import WeightsError
 @click.option("--cycle0-from", type=click.Path(file_okay=False), default=None,
               help="Work dir of an --only cycle0 run of the same config (but acquisition / tracker), seed and "
                    "--threads: start from its cycle-0 model instead of training it again.")
+@click.option("--launcher", type=click.Choice(["none", "ddp"]), default="none", show_default=True,
+              help="ddp: one of several processes started by torchrun --nproc_per_node N: training and pool "
+                   "inference shared by the processes (schedule.batch_size per process), rank 0 writes.")
+@click.option("--pool-shards/--no-pool-shards", default=None,
+              help="Store the pool predictions per video (cycle_XXX/pool_predictions/; streamed to the "
+                   "acquisition). Default: with --launcher ddp only.")
 @cfg_options
-def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from):
+def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from, launcher, pool_shards):
     """Run the AL experiment of CONFIG into --work-dir."""
+    from vidal import distributed
+
     command = command_line()
-    with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError, DatasetFormatError,
-                         FolderLockedError):
-        cfg = load_config(config, cfg_options)
-        exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads, command=command,
-                         only=only, cycle0_from=cycle0_from)
-        result = exp.run()
-    if result.get("waiting"):  # al.oracle="human": the run stopped for labels and printed the next steps
+    with one_line_errors(distributed.LauncherError):
+        ranks = distributed.init(launcher)
+    try:
+        with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError, DatasetFormatError,
+                             FolderLockedError):
+            cfg = load_config(config, cfg_options)
+            exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads,
+                             command=command, only=only, cycle0_from=cycle0_from, pool_shards=pool_shards)
+            result = exp.run()
+    finally:
+        distributed.shutdown()
+    if not ranks.is_main or result.get("waiting"):  # waiting: al.oracle="human" stopped for labels, next steps printed
         return
     rows = result["rows"]
     if rows:

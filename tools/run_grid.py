@@ -2,13 +2,17 @@
 
     python tools/run_grid.py configs/al/cpu --seeds 0,1,2 --work-dir work_dirs/grid-cpu \\
         [--methods random-r,entropy-mean,tc-flow] [--workers 2] [--no-reference]
+    python tools/run_grid.py configs/al/cpu --work-dir DIR --backend ray [--address HEAD:6379]   # on Ray
 
 Each (method, seed) is one ``tools/run_al.py`` run in ``WORK_DIR/<method>/seed<S>``; cycle 0 is
 trained once per seed (``WORK_DIR/_cycle0/seed<S>``) and shared by every method of that seed, so
 the methods of a seed differ only by what they select (vidal/grid.py). Runs go to ``--workers``
 local processes with ``cores / workers`` torch threads each. One progress bar; each run's output is
-in ``WORK_DIR/logs/``. Rerunning the same command skips finished runs and resumes interrupted ones
-(also after ``kill -9``); a failing run is reported and the others go on. At the end it writes
+in ``WORK_DIR/logs/``. ``--backend ray`` (the extra ``vidal[ray]``) runs each job as a Ray task
+asking for ``threads`` CPUs (``--gpus-per-run`` GPUs) on a local Ray instance or the cluster at
+``--address``, with the same work dirs, logs, skipping and resume (vidal/ray_support.py: the grid
+folder must be on a file system every node sees). Rerunning the same command skips finished runs
+and resumes interrupted ones (also after ``kill -9``); a failing run is reported and the others go on. At the end it writes
 ``WORK_DIR/results.csv``, ``results.md`` (table, paired differences, label efficiency, time per
 cycle, selection distance, noise floor) and ``results_curves*.png``.
 
@@ -68,7 +72,13 @@ def preflight(methods: dict, seeds: list[int], grid_dir: Path, threads: int):
 @click.option("--metric", type=click.Choice(["map50_all_scores", "map50"]), default="map50_all_scores",
               show_default=True, help="What the report ranks on (the other is reported beside): VOC AP@0.5 over "
                                       "every detection, or the thesis's AP@0.5 of detections scored >= 0.5.")
-def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, metric):
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes on this machine; ray: Ray tasks (pip install 'vidal[ray]').")
+@click.option("--address", default=None, help="--backend ray: the Ray cluster (HEAD:6379); default: a local one.")
+@click.option("--gpus-per-run", type=float, default=0.0, show_default=True,
+              help="--backend ray: GPUs each run asks for.")
+def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, metric, backend, address,
+         gpus_per_run):
     """Run every method of CONFIG_DIR for every seed (resumable), then write the report."""
     from tqdm import tqdm
 
@@ -77,10 +87,14 @@ def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, 
                             discover_methods, parse_seeds, plan, threads_per_worker)
     from vidal.locking import FolderLock, FolderLockedError
     from vidal.loop import ExperimentError
+    from vidal.ray_support import RayMissingError, init_ray, require_ray
     from vidal.results import ResultsError, write_grid_report
 
     grid_dir = Path(work_dir)
-    with one_line_errors(GridError, ConfigError, ExperimentError, FileNotFoundError, ValueError, FolderLockedError):
+    with one_line_errors(GridError, ConfigError, ExperimentError, FileNotFoundError, ValueError, FolderLockedError,
+                         RayMissingError):
+        if backend == "ray":
+            require_ray()  # before any work
         chosen = choose_methods(discover_methods(config_dir), methods)
         seed_list = parse_seeds(seeds)
         threads = threads_per_worker(workers)
@@ -109,8 +123,15 @@ def main(config_dir, seeds, work_dir, methods, workers, reference, report_name, 
         running = [j.name for j in jobs if j.state == "running"]
         bar.set_postfix_str(", ".join(running)[:80])
 
-    runner = GridRunner(jobs, workers=workers, threads=threads, cycles=cycles, log_dir=grid_dir / "logs",
-                        on_event=on_event)
+    if backend == "ray":
+        from vidal.grid import RayGridRunner
+
+        init_ray(address, num_cpus=workers * threads)
+        runner = RayGridRunner(jobs, workers=workers, threads=threads, cycles=cycles, log_dir=grid_dir / "logs",
+                               on_event=on_event, gpus=gpus_per_run)
+    else:
+        runner = GridRunner(jobs, workers=workers, threads=threads, cycles=cycles, log_dir=grid_dir / "logs",
+                            on_event=on_event)
     try:
         runner.run()
     except KeyboardInterrupt:

@@ -31,7 +31,8 @@ from vidal.config import ConfigError, check_keys, section
 
 DATASET_KEYS = ("train", "test", "val", "generate")
 SCHEDULE_KEYS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "milestones", "gamma", "warmup_iters",
-                 "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "crop", "seed")
+                 "batch_size", "grad_clip", "hflip", "repeat_threshold", "ema_decay", "photometric", "crop", "seed",
+                 "amp")
 EVALUATION_KEYS = ("score_threshold", "nms_iou", "coco", "matching", "max_frames")
 #: ``matching``: how a detection is matched to a ground truth box (vidal.evaluation): "voc" (the
 #: thesis's TF Object Detection API, the VOC devkit) or "coco" (pycocotools)

@@ -120,8 +120,8 @@ class Job:
             return (self.work_dir / "reference.json").is_file()
         return (self.work_dir / f"cycle_{cycles:03d}" / "row.json").is_file()
 
-    def command(self, threads: int, cycle0_dirs: dict[int, Path]) -> list[str]:
-        cmd = [sys.executable, str(RUN_AL), str(self.config), "--work-dir", str(self.work_dir),
+    def command(self, threads: int, cycle0_dirs: dict[int, Path], script: Path = RUN_AL) -> list[str]:
+        cmd = [sys.executable, str(script), str(self.config), "--work-dir", str(self.work_dir),
                "--seed", str(self.seed), "--threads", str(threads), "--quiet"]
         if self.kind == "cycle0":
             cmd += ["--only", "cycle0"]
@@ -187,8 +187,9 @@ class GridRunner:
     """Runs :class:`Job` s in ``workers`` local processes of ``threads`` torch threads each."""
 
     def __init__(self, jobs: list[Job], *, workers: int, threads: int, cycles: int, log_dir: Path,
-                 on_event: Callable[[Job, str], None] | None = None, poll_s: float = 0.5):
+                 on_event: Callable[[Job, str], None] | None = None, poll_s: float = 0.5, script: Path = RUN_AL):
         self.jobs, self.workers, self.threads, self.cycles = jobs, workers, threads, cycles
+        self.script = Path(script)  # the run_al.py of each job (tests: one with a test-double backend)
         self.log_dir, self.poll_s = log_dir, poll_s
         self.on_event = on_event or (lambda job, text: None)
         self.cycle0_dirs = {j.seed: j.work_dir for j in jobs if j.kind == "cycle0"}
@@ -217,7 +218,7 @@ class GridRunner:
         log = open(self.log_dir / f"{job.name}.log", "a")
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
                "PYTHONUNBUFFERED": "1"}
-        cmd = job.command(self.threads, self.cycle0_dirs)
+        cmd = job.command(self.threads, self.cycle0_dirs, self.script)
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
@@ -265,3 +266,65 @@ class GridRunner:
             proc.wait()
             log.close()
         self.running.clear()
+
+
+# ----------------------------------------------------------------------------- Ray
+def run_job_process(cmd: list[str], log_path: str, env: dict[str, str], cwd: str) -> int:
+    """The body of a Ray task: run one job's ``run_al.py`` process with its output appended to
+    ``log_path`` (the process dies with the Ray worker); returns its exit status."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=cwd,
+                              preexec_fn=_die_with_parent).returncode
+
+
+class _RayTask:
+    """A running Ray task with the ``poll`` / ``kill`` / ``wait`` of a ``subprocess.Popen``."""
+
+    def __init__(self, ray, ref):
+        self.ray, self.ref, self.rc = ray, ref, None
+
+    def poll(self) -> int | None:
+        if self.rc is None and self.ray.wait([self.ref], timeout=0)[0]:
+            try:
+                self.rc = int(self.ray.get(self.ref))
+            except Exception:  # noqa: BLE001 - the task (its worker) died: a failed job, reported by the runner
+                self.rc = -1
+        return self.rc
+
+    def kill(self) -> None:
+        self.ray.cancel(self.ref, force=True)
+
+    def wait(self) -> None:
+        pass
+
+
+class _NoLog:
+    def close(self) -> None:
+        pass
+
+
+class RayGridRunner(GridRunner):
+    """:class:`GridRunner` whose jobs are Ray tasks (``ray`` imported and initialised by the
+    caller: :func:`vidal.ray_support.init_ray`), each asking for ``threads`` CPUs and ``gpus``
+    GPUs, at most ``workers`` at once. The jobs, their order, work dirs, logs, skipping of
+    finished jobs and ``--resume`` of interrupted ones are the local runner's."""
+
+    def __init__(self, jobs: list[Job], *, gpus: float = 0.0, **kwargs: Any):
+        from vidal.ray_support import require_ray
+
+        super().__init__(jobs, **kwargs)
+        self.ray = require_ray()
+        self.task = self.ray.remote(run_job_process)
+        self.gpus = gpus
+
+    def _start(self, job: Job) -> None:
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
+        cmd = job.command(self.threads, self.cycle0_dirs, self.script)
+        log = (self.log_dir / f"{job.name}.log").resolve()
+        ref = self.task.options(num_cpus=self.threads, num_gpus=self.gpus).remote(cmd, str(log), env, os.getcwd())
+        self.running[job.name] = (_RayTask(self.ray, ref), time.perf_counter(), _NoLog())
+        job.state = "running"
+        self.on_event(job, "started")

@@ -53,6 +53,9 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/pool_predictions.npz   predictions on the train split (when the acquisition needs
                             them): plain arrays (vidal.detection.base.predictions_to_arrays) and
                             time_s, read with allow_pickle=False
+    cycle_XXX/pool_predictions/     instead, with --launcher ddp or pool_shards=True: one npz
+                            shard per video and done.json (vidal/pool_shards.py), read video by
+                            video by the acquisition
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
                             (:meth:`Selection.arrays`)
     cycle_XXX/row.json      the metrics row of the cycle
@@ -74,6 +77,12 @@ Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
 writes its result before the next starts; ``resume=True`` skips the steps whose files exist and
 redoes the interrupted one, so an interrupted and resumed run ends with the same selections and
 metrics as an uninterrupted one (with the same number of threads).
+
+Several processes (``torchrun ... tools/run_al.py --launcher ddp``, :mod:`vidal.distributed`):
+rank 0 runs the loop and is the only writer; the other ranks run :func:`follow` and join the two
+collective steps rank 0 sends them (:meth:`Experiment.command_followers`): training
+(:func:`train_model`, each rank its share of every global batch) and pool prediction
+(:func:`predict_pool_sharded`, each rank whole videos, written by rank 0 as per-video shards).
 """
 
 from __future__ import annotations
@@ -88,7 +97,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidal import build, human, subsample
+from vidal import build, distributed, human, subsample
 from vidal.config import ConfigError, check_keys, dump, section
 from vidal.jsonsafe import json_safe
 from vidal.locking import LOCK_NAME, FolderLock
@@ -275,9 +284,16 @@ class WorkDir:
         return read_work_file(self.state_path(c), load)
 
     def read_pool_predictions(self, c: int, n_frames: int) -> tuple[list, float] | None:
-        """``(predictions, time_s)`` of cycle ``c``, None when not predicted yet."""
+        """``(predictions, time_s)`` of cycle ``c``'s ``pool_predictions.npz``, None when not
+        predicted yet (the per-video form: :meth:`pool_shards`)."""
         path = self.path(c, "pool_predictions.npz")
         return read_pool_predictions(path, n_frames) if path.is_file() else None
+
+    def pool_shards(self, c: int, video_of_frames: np.ndarray):
+        """Cycle ``c``'s per-video pool predictions (:class:`vidal.pool_shards.PoolShards`)."""
+        from vidal.pool_shards import DIR_NAME, PoolShards
+
+        return PoolShards(self.path(c, DIR_NAME), video_of_frames)
 
     def write_pool_predictions(self, c: int, predictions: Sequence, time_s: float) -> None:
         write_pool_predictions(self.path(c, "pool_predictions.npz"), predictions, time_s)
@@ -550,7 +566,11 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
                 start: Path | None, kind: str) -> dict:
     """Train a fresh detector (from ``start`` when given, else the config's start weights) on
     ``frames`` of the train split; writes ``model.pt`` and ``train.json`` in ``step``'s directory and
-    returns the training info. ``kind`` ("train" / "reference") names the RNG step."""
+    returns the training info. ``kind`` ("train" / "reference") names the RNG step.
+
+    In a ``--launcher ddp`` run rank 0 sends this step to the other ranks (:func:`follow`), every
+    rank trains its share of each global batch, and only rank 0 writes."""
+    exp.command_followers("train", frames=np.asarray(frames), cycle=cycle, step=step, start=start, kind=kind)
     det = exp.new_detector(cycle, kind)
     if start is not None:
         det.load_weights(start)
@@ -559,6 +579,9 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     overrides = exp.initial_schedule if (cycle == 0 and kind == "train") else {}
     history = det.train(FrameView(exp.train_set, frames), progress=exp.progress, **overrides)
     seconds = _seconds_since(t0)
+    if not exp.ranks.is_main:
+        exp.remember_detector(cycle if kind == "train" else None, det)
+        return {}
     det.save(exp.wd.step_dir(step, make=True) / "model.pt")
     losses = [h["loss"] for h in history]
     info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
@@ -620,10 +643,16 @@ def predict_pool(exp: Experiment, c: int, det) -> tuple[list | None, float]:
 
 def predict_pool_always(exp: Experiment, c: int, det) -> tuple[list, float]:
     """Cycle ``c``'s predictions on every train-split frame and the seconds they took (read back
-    if ``pool_predictions.npz`` is on disk, e.g. copied from a shared cycle 0), written otherwise."""
+    if ``pool_predictions.npz`` or complete per-video shards are on disk, e.g. copied from a shared
+    cycle 0), written otherwise (as shards when ``exp.pool_shards``: :func:`predict_pool_sharded`)."""
+    shards = exp.wd.pool_shards(c, exp.video_of_frames)
+    if shards.done:
+        return shards.predictions(), shards.time_s()
     done = exp.wd.read_pool_predictions(c, len(exp.train_set))
     if done is not None:
         return done
+    if exp.pool_shards:
+        return predict_pool_sharded(exp, c, det, shards)
     exp.log(f"cycle {c}: predict on the pool ({len(exp.train_set)} frames)")
     t0 = time.perf_counter()
     predictions = predict_frames(det, exp.train_set, None, batch_size=exp.predict_chunk(det), progress=exp.progress,
@@ -631,6 +660,39 @@ def predict_pool_always(exp: Experiment, c: int, det) -> tuple[list, float]:
     seconds = _seconds_since(t0)
     exp.wd.write_pool_predictions(c, predictions, seconds)
     return predictions, seconds
+
+
+def predict_pool_sharded(exp: Experiment, c: int, det, shards, todo: Sequence[int] | None = None):
+    """Cycle ``c``'s pool predictions as per-video shards (:mod:`vidal.pool_shards`), the videos
+    shared among the ranks (:func:`vidal.distributed.shard_videos`: whole videos, so a frame's
+    temporal neighbours are predicted together). In rounds, each rank predicts one of its videos
+    and rank 0 gathers and writes them; videos whose shard is complete (a resumed run) are not
+    predicted again. Rank 0 sends the list ``todo`` to the other ranks (:func:`follow`) and returns
+    ``(ShardedPredictions, seconds)``; the other ranks return None."""
+    ranks = exp.ranks
+    if ranks.is_main:
+        todo = shards.missing()
+        exp.log(f"cycle {c}: predict on the pool ({len(exp.train_set)} frames, {len(todo)} of {shards.n_videos} "
+                f"videos to do, {ranks.world_size} process(es))")
+        exp.command_followers("predict_pool", c=c, todo=todo)
+    t0 = time.perf_counter()
+    shares = distributed.shard_videos([len(shards.frames_of[v]) for v in todo], ranks.world_size)
+    mine = [todo[k] for k in shares[ranks.rank]]
+    for k in range(max(len(s) for s in shares)):
+        out = None
+        if k < len(mine):
+            t = time.perf_counter()
+            preds = predict_frames(det, exp.train_set, shards.frames_of[mine[k]], batch_size=exp.predict_chunk(det),
+                                   progress=False)
+            out = (mine[k], preds, _seconds_since(t))
+        for got in ranks.gather(out) or []:
+            if got is not None:
+                shards.write(*got)
+    if not ranks.is_main:
+        return None
+    seconds = _seconds_since(t0)
+    shards.finish(seconds, ranks.world_size)
+    return shards.predictions(), seconds
 
 
 def score_candidates(exp: Experiment, ctx) -> tuple[np.ndarray, float]:
@@ -807,13 +869,18 @@ class Experiment:
     def __init__(self, cfg: dict, work_dir: str | os.PathLike, seed: int, *, resume: bool = False,
                  progress: bool = True, threads: int | None = None, command: str | None = None,
                  echo: Callable[[str], None] | None = None, cycle0_from: str | os.PathLike | None = None,
-                 only: str | None = None, oracle: Oracle | None = None):
+                 only: str | None = None, oracle: Oracle | None = None, pool_shards: bool | None = None):
         if only not in ONLY:
             raise ExperimentError(f"only must be one of {', '.join(map(str, ONLY))}, got {only!r}")
         self.cfg, self.seed, self.resume, self.progress = cfg, int(seed), resume, progress
         self.threads, self.command, self.only = threads, command, only
         self.wd = WorkDir(work_dir)
+        # several processes (--launcher ddp): rank 0 runs the loop and writes, the others follow
+        self.ranks = distributed.current()
+        self.pool_shards = self.ranks.distributed if pool_shards is None else bool(pool_shards)
         self._echo = echo or (lambda s: print(s, flush=True))
+        if not self.ranks.is_main:
+            self._echo, self.progress = (lambda s: None), False
         self.cycle0_from = Path(cycle0_from) if cycle0_from is not None else None
         self.where = build.config_where(cfg)
         self._check_sections(cfg)
@@ -880,7 +947,14 @@ class Experiment:
 
     def log(self, line: str) -> None:
         self._echo(line)
-        self.wd.append_log(line)
+        if self.ranks.is_main:
+            self.wd.append_log(line)
+
+    def command_followers(self, name: str, **kwargs: Any) -> None:
+        """Rank 0 of several: send step ``name`` and its arguments to the other ranks
+        (:func:`follow`), which join it (collective training, sharded prediction)."""
+        if self.ranks.distributed and self.ranks.is_main:
+            self.ranks.broadcast((name, kwargs))
 
     def _start_work_dir(self) -> None:
         if not self.fresh:
@@ -889,7 +963,8 @@ class Experiment:
         self.wd.start(self.config_text, {
             "seed": self.seed, "command": self.command, "config_path": str(self.where),
             "acquisition": self.acquisition_name, "versions": versions(), "git_commit": git_commit() or "unknown",
-            "threads": self.threads, "pool_frames": len(self.train_set), "test_frames": len(self.test_set),
+            "threads": self.threads, "world_size": self.ranks.world_size, "pool_frames": len(self.train_set),
+            "test_frames": len(self.test_set),
             "protocol": dataclasses.asdict(self.protocol), "k_used": self.k, "per_video_used": self.per_video,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
@@ -931,6 +1006,14 @@ class Experiment:
         names = ("model.pt", "eval.json", "train.json")  # train.json last: it marks the step done
         if (src / "pool_predictions.npz").is_file():  # same model, same pool: the same predictions
             names = ("pool_predictions.npz",) + names
+        shards = WorkDir(self.cycle0_from).pool_shards(0, self.video_of_frames)
+        if shards.done:  # per-video shards: each copied, done.json last
+            ours = self.wd.pool_shards(0, self.video_of_frames)
+            ours.folder.mkdir(parents=True, exist_ok=True)
+            for v in range(shards.n_videos):
+                atomic_write(ours.path(v), lambda f, v=v: shutil.copyfileobj(open(shards.path(v), "rb"), f))
+            atomic_write(ours.folder / "done.json",
+                         lambda f: shutil.copyfileobj(open(shards.folder / "done.json", "rb"), f))
         for name in names:
             atomic_write(dst / name, lambda f, n=name: shutil.copyfileobj(open(src / n, "rb"), f))
         self.log(f"cycle 0: shared model of {self.cycle0_from}")
@@ -976,14 +1059,15 @@ class Experiment:
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        # every rank has checked the work dir (constructor) before rank 0 writes to it
+        self.ranks.barrier()
+        if not self.ranks.is_main:
+            follow(self)
+            return {"rows": [], "reference": None}
         self.wd.root.mkdir(parents=True, exist_ok=True)
         # one process per work dir: a second one stops here in one line naming the holder's PID
         with FolderLock(self.wd.root, "AL run (tools/run_al.py)"):
-            try:
-                return self._run_locked()
-            except human.LabelsPending as waiting:  # al.oracle="human": stop until the labels are imported
-                self.log(str(waiting))
-                return {"rows": self.wd.write_metrics(), "reference": None, "waiting": str(waiting)}
+from vidal import build, distributed, human, subsample
 
     def _run_locked(self) -> dict:
         self._start_work_dir()
@@ -1007,6 +1091,25 @@ class Experiment:
         reference = run_reference(self) if P.reference else None
         self.log(f"metrics: {self.wd.metrics_path}")
         return {"rows": rows, "reference": reference}
+
+
+def follow(exp: Experiment) -> None:
+    """The loop of a rank other than 0 (``--launcher ddp``): wait for rank 0's next step and join
+    it: ``train`` (:func:`train_model`, each rank its share of every global batch) and
+    ``predict_pool`` (:func:`predict_pool_sharded`, each rank its videos), until ``stop``. Every
+    other step (evaluation, scoring, selection, the files) is rank 0's alone; the weights and
+    files a step needs are on disk or in memory before rank 0 sends it."""
+    while True:
+        name, kwargs = exp.ranks.broadcast()
+        if name == "stop":
+            return
+        if name == "train":
+            train_model(exp, **kwargs)
+        elif name == "predict_pool":
+            c = kwargs["c"]
+            predict_pool_sharded(exp, c, exp.detector(c), exp.wd.pool_shards(c, exp.video_of_frames), kwargs["todo"])
+        else:  # pragma: no cover - rank 0 sends only the names above
+            raise RuntimeError(f"unknown step {name!r} from rank 0")
 
 
 def run_experiment(cfg: dict, work_dir: str | os.PathLike, seed: int, **kwargs: Any) -> dict:

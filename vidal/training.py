@@ -127,11 +127,19 @@ def train_detector(detector, train_set, *, work_dir: str | Path, test_set=None, 
     training time, evaluations excluded), ``loss`` (mean over the epoch), metrics of
     :func:`evaluate_frames`), ``latest.pth`` after each epoch, ``final.pth`` at the end.
     Returns the rows.
+
+    In a ``--launcher ddp`` run (:mod:`vidal.distributed`) every rank trains (its share of each
+    global batch) and only rank 0 evaluates and writes, the others waiting at a barrier after each
+    epoch; the other ranks return no rows.
     """
+    from vidal import distributed
+
+    ranks = distributed.current()
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = work_dir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    if ranks.is_main:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.unlink(missing_ok=True)
     frames = FrameView(train_set, train_indices)
     epochs = detector.config.epochs
     wanted = {int(e) for e in eval_epochs} | {epochs}
@@ -139,6 +147,13 @@ def train_detector(detector, train_set, *, work_dir: str | Path, test_set=None, 
     clock = {"train": 0.0, "since": time.perf_counter()}
 
     def on_epoch_end(epoch: int, losses: list[dict[str, float]]) -> None:
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 writes and evaluates
+            return
+        main_epoch_end(epoch, losses)
+        ranks.barrier()
+
+    def main_epoch_end(epoch: int, losses: list[dict[str, float]]) -> None:
         clock["train"] += time.perf_counter() - clock["since"]
         detector.save(work_dir / "latest.pth")
         row: dict[str, Any] = {"epoch": epoch + 1, "train_minutes": clock["train"] / 60,
@@ -158,5 +173,7 @@ def train_detector(detector, train_set, *, work_dir: str | Path, test_set=None, 
         clock["since"] = time.perf_counter()
 
     detector.train(frames, progress=progress, on_epoch_end=on_epoch_end)
-    detector.save(work_dir / "final.pth")
+    if ranks.is_main:
+        detector.save(work_dir / "final.pth")
+    ranks.barrier()
     return rows

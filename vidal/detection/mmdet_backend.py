@@ -41,7 +41,7 @@ import numpy as np
 
 from vidal.detection.base import Predictions, StrictConfig, checkpoint_config
 from vidal.detection.schedule import ScheduleConfig
-from vidal.detection.torch_detector import TorchDetector
+from vidal.detection.torch_detector import TorchDetector, to_device
 from vidal.weights import check_state_dict, read_torch_file
 from vidal.registry import DETECTORS
 
@@ -370,7 +370,7 @@ class MMDetDetector(TorchDetector):
                 kw = {"boxes": frames[k]["boxes"], "labels": frames[k]["labels"], "hflip": bool(flips[k]),
                       "scale_height": frames[k].get("scale_height")}
             t, s = to_mmdet_sample(image, self.config, **kw)
-            inputs.append(t.to(self.device))
+            inputs.append(to_device(t, self.device))
             samples.append(s)
         return self.model.data_preprocessor({"inputs": inputs, "data_samples": samples}, training)
 

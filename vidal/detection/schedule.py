@@ -141,6 +141,7 @@ class ScheduleConfig:
     photometric: float = 0.0              # probability of a random colour transform (augment.py)
     crop: float = 1.0                     # side of a random crop kept at the frame's scale; 1 = off
     seed: int = 0
+    amp: bool = False                     # mixed precision on CUDA (float16 autocast + loss scaling); no-op on CPU
 
     def __post_init__(self) -> None:
         check_field_types(self)      # before converting: "12" must not become (1, 2)
@@ -168,23 +169,42 @@ def optimizer_with_schedule(params: Iterable[Tensor], *, lr: float, momentum: fl
 
 
 def optimizer_step(losses: dict[str, Tensor], optimizer: torch.optim.Optimizer, params: Sequence[Tensor], *,
-                   grad_clip: float | None, warmup, iteration: int) -> dict[str, float]:
+                   grad_clip: float | None, warmup, iteration: int, ranks=None, scaler=None) -> dict[str, float]:
     """Backward the sum of ``losses``, clip, step; the row of floats the history keeps.
 
-    A non-finite loss raises ``FloatingPointError`` naming the iteration and every loss term.
+    ``ranks`` (a :class:`vidal.distributed.RankContext` of several processes): the loss terms and
+    the gradients are averaged over the ranks (``g = (1/N) sum_r g_r``) before the check, the
+    clipping and the step, so every rank takes the same step. A non-finite loss (averaged: every
+    rank stops together) raises ``FloatingPointError`` naming the iteration and every loss term.
+    ``scaler`` (a ``torch.amp.GradScaler``, mixed precision): the loss is scaled before the backward
+    pass and the gradients unscaled before the clipping; a step whose gradients overflow is skipped
+    (the same on every rank: the gradients are averaged first).
     """
     loss = sum(losses.values())
     terms = {k: v.item() for k, v in losses.items()}
-    if not math.isfinite(loss.item()):
-        raise FloatingPointError(f"loss is {loss.item()} at iteration {iteration}: {terms}")
+    value = loss.item()
+    if ranks is not None and ranks.distributed:
+        both = torch.tensor([value, *terms.values()], dtype=torch.float64)
+        ranks.average_([both])
+        value, terms = both[0].item(), dict(zip(terms, both[1:].tolist()))
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value} at iteration {iteration}: {terms}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if ranks is not None:
+        ranks.average_gradients(params)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     if warmup is not None:
         warmup.step()
-    return {"loss": loss.item(), **terms}
+    return {"loss": value, **terms}
 
 
 class WeightAverage:
@@ -238,7 +258,7 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         epoch_batches: Callable[[], Iterable[Any]], schedule: ScheduleConfig, *, iterations: int | None = None,
         progress: bool = False, before_epoch: Callable[[], None] | None = None,
         on_epoch_end: Callable[[int, list[dict[str, float]]], None] | None = None,
-        module: torch.nn.Module | None = None) -> list[dict[str, float]]:
+        module: torch.nn.Module | None = None, ranks=None, amp_device: str | None = None) -> list[dict[str, float]]:
     """Train for ``schedule.epochs`` passes over ``epoch_batches()`` (a fresh iterable per epoch)
     with the schedule's optimizer, learning rate, milestones, warm-up, clipping and weight average.
 
@@ -247,7 +267,11 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
     ``iterations`` caps the total number of optimizer steps. Returns one row per iteration with
     ``loss`` (the sum), each term, ``epoch`` and the epoch's ``lr``. ``schedule.ema_decay > 0``:
     keep a :class:`WeightAverage` of ``module``; ``on_epoch_end`` sees the average, and the module
-    holds it when training ends.
+    holds it when training ends. ``ranks`` (:class:`vidal.distributed.RankContext`): losses,
+    gradients and ``module``'s floating buffers are averaged over the ranks at every step (each
+    rank's ``epoch_batches`` yields its share of the global batch). ``amp_device`` ("cuda"):
+    mixed precision, each ``losses_of`` under ``torch.autocast`` (float16) and the loss scaled
+    (``torch.amp.GradScaler``); None: float32 (the caller passes None on CPU).
     """
     s = schedule
     epochs, ema_decay = s.epochs, s.ema_decay
@@ -258,6 +282,8 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
     opt, sched, warm = optimizer_with_schedule(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
                                                milestones=s.milestones, gamma=s.gamma, warmup_iters=s.warmup_iters,
                                                optimizer=s.optimizer)
+    scaler = torch.amp.GradScaler(amp_device) if amp_device else None
+    autocast = (lambda: torch.autocast(amp_device, dtype=torch.float16)) if amp_device else contextlib.nullcontext
     history: list[dict[str, float]] = []
     bar = None
     if progress:
@@ -273,8 +299,12 @@ def fit(losses_of: Callable[[Any], dict[str, Tensor]], params: Sequence[Tensor],
         for batch in epoch_batches():
             if iterations is not None and len(history) + len(rows) >= iterations:
                 break
-            row = optimizer_step(losses_of(batch), opt, params, grad_clip=s.grad_clip, warmup=warm,
-                                 iteration=len(history) + len(rows))
+            with autocast():
+                losses = losses_of(batch)
+            row = optimizer_step(losses, opt, params, grad_clip=s.grad_clip, warmup=warm,
+                                 iteration=len(history) + len(rows), ranks=ranks, scaler=scaler)
+            if ranks is not None:
+                ranks.average_buffers(module)
             if ema is not None:
                 ema.update()
             rows.append(row)
@@ -336,13 +366,26 @@ def epoch_order(factors: np.ndarray, generator: torch.Generator) -> list[int]:
 
 
 def epoch_batches(frames: Sequence[dict], batch_size: int, factors: np.ndarray, generator: torch.Generator,
-                  rng: np.random.Generator, schedule: ScheduleConfig):
+                  rng: np.random.Generator, schedule: ScheduleConfig, *, rank: int = 0, world_size: int = 1):
     """One epoch of ``(frames, flips)`` batches: :func:`epoch_order` cut into ``batch_size`` chunks,
     each frame augmented (:func:`vidal.detection.augment.augment` with the schedule's
     ``photometric`` and ``crop``) and flipped horizontally with probability ``schedule.hflip``
-    (``rng`` draws per frame, in order). Backends turn the chunk into their own tensors."""
+    (``rng`` draws per frame, in order). Backends turn the chunk into their own tensors.
+
+    Several ranks (``world_size`` N > 1, issue 18): every rank draws the same order (``generator``
+    seeded alike), cut into *global* batches of ``batch_size x N`` frames; rank ``r`` takes the
+    ``r``-th contiguous part of each (:func:`vidal.distributed.rank_share`), so the ranks together
+    see exactly the global batches of one process with batch ``batch_size x N``, and every rank
+    takes the same number of steps. A last global batch of fewer than N frames is completed from
+    the start of the order (as ``DistributedSampler`` pads). ``rng`` is the rank's own stream."""
+    from vidal.distributed import rank_share
+
     order = epoch_order(factors, generator)
-    for s in range(0, len(order), batch_size):
+    step = batch_size * world_size
+    for s in range(0, len(order), step):
+        batch = order[s:s + step]
+        if len(batch) < world_size:
+            batch = batch + (order * world_size)[:world_size - len(batch)]
         chunk = [augment(frames[i], rng, photometric_p=schedule.photometric, crop=schedule.crop)
-                 for i in order[s:s + batch_size]]
+                 for i in batch[rank_share(len(batch), rank, world_size)]]
         yield chunk, [bool(rng.random() < schedule.hflip) for _ in chunk]

@@ -26,7 +26,9 @@ without torch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -35,15 +37,28 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vidal import distributed
 from vidal.detection.base import Predictions, make_checkpoint, read_backend_checkpoint, save_checkpoint
 from vidal.detection.schedule import ScheduleConfig, epoch_batches, fit, repeat_factors, schedule_of
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; any other name as torch spells it."""
+    """``"auto"``: CUDA when available (``cuda:LOCAL_RANK`` in a ``--launcher ddp`` run, one GPU
+    per rank), else the CPU; any other name as torch spells it."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        ranks = distributed.current()
+        return torch.device(f"cuda:{ranks.local_rank}" if ranks.distributed else "cuda")
     return torch.device(name)
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` on ``device``; to a GPU through pinned (page-locked) host memory with a non-blocking
+    copy, so that the copy of one image overlaps the work queued before it."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 class TorchDetector:
@@ -67,9 +82,27 @@ class TorchDetector:
         self.device = resolve_device(config.device)
         self.model = self.build_model()
         self.model.to(self.device)
-        # augmentation draws (numpy) and epoch orders (torch), both from the config's seed
-        self._rng = np.random.default_rng(config.seed)
+        # augmentation draws (numpy) and epoch orders (torch), both from the config's seed; in a
+        # run of several processes the epoch order is shared and each rank draws the
+        # augmentations of its own frames from its own stream (rank 0's is the one-process stream)
+        self.ranks = distributed.current()
+        rank = self.ranks.rank
+        self._rng = np.random.default_rng(config.seed if rank == 0 else [config.seed, rank])
         self._generator = torch.Generator().manual_seed(config.seed)
+
+    @property
+    def amp_device(self) -> str | None:
+        """``"cuda"`` when ``config.amp`` asks for mixed precision and the model is on a GPU; None
+        otherwise (on CPU ``amp`` is a no-op: float32, with a warning once)."""
+        if not getattr(self.config, "amp", False):
+            return None
+        if self.device.type != "cuda":
+            if not getattr(self, "_amp_warned", False):
+                warnings.warn("schedule.amp=True has no effect on CPU (mixed precision needs CUDA); "
+                              "training and inference run in float32", stacklevel=3)
+                self._amp_warned = True
+            return None
+        return "cuda"
 
     # ---- what a backend supplies
     @staticmethod
@@ -121,27 +154,39 @@ class TorchDetector:
         epochs). Returns one row per iteration (``loss``, each term, ``epoch``, ``lr``).
         ``on_epoch_end(epoch, rows)`` runs after each epoch (evaluation, checkpoints); the model is
         put back in training mode afterwards and left in eval mode at the end.
+
+        In a ``--launcher ddp`` run of N processes (:mod:`vidal.distributed`) every rank calls
+        this with the same frames: ``batch_size`` is per rank (a global batch of ``batch_size x
+        N``), rank 0's weights are copied to every rank first, and losses, gradients and BatchNorm
+        statistics are averaged at every step, so the ranks end with identical weights; the loss
+        rows are the means over the ranks.
         """
         if len(frames) == 0:
             raise ValueError("train() needs at least one labeled frame")
         schedule = schedule_of(self.config, epochs=epochs, lr=lr, milestones=milestones, gamma=gamma,
                                batch_size=batch_size)
         factors = repeat_factors(frames, schedule.repeat_threshold)
+        ranks = distributed.current()
+        ranks.broadcast_module_(self.model)
         history = fit(self.batch_losses, [p for p in self.model.parameters() if p.requires_grad],
-                      lambda: epoch_batches(frames, schedule.batch_size, factors, self._generator, self._rng, schedule),
-                      schedule, iterations=iterations, progress=progress, module=self.model,
-                      before_epoch=self.model.train, on_epoch_end=on_epoch_end)
+                      lambda: epoch_batches(frames, schedule.batch_size, factors, self._generator, self._rng, schedule,
+                                            rank=ranks.rank, world_size=ranks.world_size),
+                      schedule, iterations=iterations, progress=progress and ranks.is_main, module=self.model,
+                      before_epoch=self.model.train, on_epoch_end=on_epoch_end,
+                      ranks=ranks if ranks.distributed else None, amp_device=self.amp_device)
         self.model.eval()
         return history
 
     # ---- inference
     def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         """One :class:`Predictions` per RGB image (uint8 ``[H, W, 3]``), boxes in its pixels, in
-        batches of ``config.predict_batch_size``; never changes the weights."""
+        batches of ``config.predict_batch_size``; never changes the weights. ``config.amp`` on a
+        GPU: under float16 autocast (the :class:`Predictions` are float32 all the same)."""
         self.model.eval()
         out: list[Predictions] = []
         size = self.config.predict_batch_size
-        with torch.no_grad():
+        amp = self.amp_device
+        with torch.no_grad(), (torch.autocast(amp, dtype=torch.float16) if amp else contextlib.nullcontext()):
             for start in range(0, len(images), size):
                 out += self.predict_batch(images[start:start + size])
         return out

@@ -57,7 +57,7 @@ from vidal.detection import efficientnet_lite as effl
 from vidal.detection import resnet_tiny
 from vidal.detection.base import Predictions, StrictConfig, checkpoint_config
 from vidal.detection.schedule import ScheduleConfig
-from vidal.detection.torch_detector import TorchDetector
+from vidal.detection.torch_detector import TorchDetector, to_device
 from vidal.weights import check_state_dict, drop_untracked_bn_counters, read_state_dict
 from vidal.registry import DETECTORS
 
@@ -414,8 +414,8 @@ def frame_to_sample(frame: dict, *, hflip: bool = False) -> tuple[Tensor, dict[s
 
 def _losses(model: nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]],
             device: torch.device) -> dict[str, Tensor]:
-    images = [im.to(device) for im in images]
-    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    images = [to_device(im, device) for im in images]
+    targets = [{k: to_device(v, device) for k, v in t.items()} for t in targets]
     return model(images, targets)
 
 
@@ -423,7 +423,7 @@ def predictions_of(model: nn.Module, images: Sequence[np.ndarray], device: torch
                    num_classes: int) -> list[Predictions]:
     """One forward pass of ``model`` (built by :func:`build_faster_rcnn`, in eval mode, under
     ``torch.no_grad``) on RGB images; boxes clipped to each input's pixels."""
-    res = model([_to_tensor(im).to(device) for im in images])
+    res = model([to_device(_to_tensor(im), device) for im in images])
     out: list[Predictions] = []
     for im, r in zip(images, res):
         h, w = np.asarray(im).shape[:2]
