@@ -1067,7 +1067,14 @@ class Experiment:
         self.wd.root.mkdir(parents=True, exist_ok=True)
         # one process per work dir: a second one stops here in one line naming the holder's PID
         with FolderLock(self.wd.root, "AL run (tools/run_al.py)"):
-from vidal import build, distributed, human, subsample
+            try:
+                result = self._run_locked()
+            except human.LabelsPending as waiting:  # al.oracle="human": stop until the labels are imported
+                self.log(str(waiting))
+                result = {"rows": self.wd.write_metrics(), "reference": None, "waiting": str(waiting)}
+        # on an error rank 0 exits without this, and torchrun stops the other ranks
+        self.command_followers("stop")
+        return result
 
     def _run_locked(self) -> dict:
         self._start_work_dir()
