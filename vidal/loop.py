@@ -94,14 +94,18 @@ from vidal.selection import (
     budget_count,
     check_budget,
     initial_labeled,
-    select,
+    frame_costs,
     step_int_seed,
     step_rng,
 )
 from vidal.training import FrameView, evaluate_thesis_frames, predict_frames, spread_indices
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
-                               "train_from": "previous", "reference": False, "initial_schedule": None}
+                               "train_from": "previous", "reference": False, "initial_schedule": None,
+                               "budget_unit": "frames"}
+#: ``al.budget_unit``: what ``al.budget`` counts (issue 17): frames (the thesis) or the boxes of the
+#: selected frames (a frame costs its ground-truth boxes, at least 1: vidal.selection.frame_costs)
+BUDGET_UNITS = ("frames", "boxes")
 #: Keys of ``al.initial_schedule``: the schedule of cycle 0 (from the start weights), when it should
 #: differ from the fine-tuning cycles' (e.g. more epochs on the small initial set)
 INITIAL_SCHEDULE_KEYS = ("epochs", "lr", "milestones", "gamma")
@@ -416,6 +420,7 @@ class ALProtocol:
     per_video: bool
     train_from: str
     reference: bool
+    budget_unit: str = "frames"
 
 
 def al_section(cfg: dict) -> dict[str, Any]:
@@ -428,6 +433,9 @@ def al_section(cfg: dict) -> dict[str, Any]:
     for key in ("cycles", "k"):
         if isinstance(al[key], bool) or not isinstance(al[key], int) or al[key] < 0:
             raise ConfigError(f"{where}: al.{key} must be an int >= 0, got {al[key]!r}")
+    if al["budget_unit"] not in BUDGET_UNITS:
+        raise ConfigError(f"{where}: al.budget_unit must be one of {', '.join(BUDGET_UNITS)}, "
+                          f"got {al['budget_unit']!r}")
     for key in ("per_video", "reference"):
         if not isinstance(al[key], bool):
             raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
@@ -458,18 +466,28 @@ def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
+def resolve_protocol(cfg: dict, n_frames: int, total_cost: float | None = None) -> ALProtocol:
+    """The ``al`` section against the pool: ``initial`` in frames; ``budget`` in frames, or with
+    ``al.budget_unit="boxes"`` in boxes (a fraction: of ``total_cost``, the cost of the whole pool)."""
     al = al_section(cfg)
     where = build.config_where(cfg)
     try:
         initial = budget_count(al["initial"], n_frames, what="al.initial")
-        budget = budget_count(al["budget"], n_frames, what="al.budget")
-        check_budget(n_frames, initial, budget, al["cycles"])
+        if al["budget_unit"] == "frames":
+            budget = budget_count(al["budget"], n_frames, what="al.budget")
+            check_budget(n_frames, initial, budget, al["cycles"])
+        else:
+            total = int(round(total_cost if total_cost is not None else n_frames))
+            budget = budget_count(al["budget"], total, what="al.budget (boxes)")
+            if budget * al["cycles"] > total:
+                raise ValueError(f"the experiment buys {al['cycles']} x {budget} boxes, more than the {total} of "
+                                 f"the pool; lower al.budget or al.cycles")
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
     if initial < 1:
         raise ConfigError(f"{where}: al.initial must label at least one frame")
-    return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
+    return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"],
+                      al["budget_unit"])
 
 
 # ----------------------------------------------------------------------------- the acquisition context
@@ -636,10 +654,13 @@ def score_candidates(exp: Experiment, ctx) -> tuple[np.ndarray, float]:
 
 def select_frames(exp: Experiment, c: int, state: ALState, candidates: np.ndarray,
                   scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """Step 3d: ``(selected frames, seconds)`` under the budget, temporal exclusion and per-video rules."""
+    """Step 3d: ``(selected frames, seconds)`` under the budget, temporal exclusion and per-video
+    rules, by the acquisition's selector (``acquisition.selector``, :mod:`vidal.selectors`; ``topk``
+    is :func:`vidal.selection.select`), in the protocol's budget unit."""
     t0 = time.perf_counter()
-    selected = select(scores, candidates, exp.protocol.budget, state, exp.video_of_frames, k=exp.k,
-                      per_video=exp.per_video, rng=step_rng(exp.seed, c, "select"))
+    selected = exp.selector.select(scores, candidates, exp.protocol.budget, state, exp.video_of_frames, k=exp.k,
+                                   per_video=exp.per_video, rng=step_rng(exp.seed, c, "select"),
+                                   cost=exp.frame_costs(), ctx=exp.context)
     seconds = _seconds_since(t0)
     if len(selected) < exp.protocol.budget:
         exp.log(f"cycle {c}: warning: only {len(selected)} of {exp.protocol.budget} frames could be "
@@ -687,6 +708,7 @@ def acquire(exp: Experiment, c: int, state: ALState) -> Selection:
     if os.environ.get("VIDAL_FAIL_ACQUISITION") == exp.acquisition_name:  # test hook: a run that fails
         raise RuntimeError(f"VIDAL_FAIL_ACQUISITION={exp.acquisition_name}")
     ctx = build_context(exp, c, state, predictions)
+    exp.context = ctx  # the selector reads it (embeddings)
     scores, t_acquire = score_candidates(exp, ctx)
     selected, t_select = select_frames(exp, c, state, ctx.candidates, scores)
     errors, t_more = real_errors(exp, det, selected, predictions)
@@ -715,7 +737,7 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
     train = exp.wd.read(c, "train.json")
     n = int(state.labeled_mask.sum())
     row = {"cycle": c, "acquisition": exp.acquisition_name, "seed": exp.seed,
-           "labeled": n, "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
+           "labeled": n, "labeled_boxes": int(exp.box_counts()[state.labeled].sum()), "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
            "mAP": ev["mAP"], "AP": ev["AP"],
            "mAP_all_scores": ev.get("mAP_all_scores"), "AP_all_scores": ev.get("AP_all_scores"),
            "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
@@ -831,16 +853,40 @@ class Experiment:
                               f"{self.test_set.classes}")
         self.classes = list(self.train_set.classes)
         self.num_classes = len(self.classes)
-        self.protocol = resolve_protocol(cfg, len(self.train_set))
+        self._box_counts = None
+        self.protocol = resolve_protocol(cfg, len(self.train_set), total_cost=self._total_cost(cfg))
         self.initial_schedule = al_section(cfg)["initial_schedule"]
         sel = dict(getattr(self.acquisition, "selection", {}) or {})
         self.k = int(sel.get("k", self.protocol.k))
         self.per_video = bool(sel.get("per_video", self.protocol.per_video))
         self.video_of_frames = self.train_set.video_of_frames()
+        from vidal.selectors import TopK
+
+        self.selector = getattr(self.acquisition, "selector", None) or TopK()
+        self.context = None  # the acquisition context of the cycle being selected
 
     @property
     def work_dir(self) -> Path:
         return self.wd.root
+
+    # ---- annotation cost (al.budget_unit)
+    def box_counts(self) -> np.ndarray:
+        """int64 ``[N]``: ground-truth boxes of every train-split frame (read once)."""
+        if self._box_counts is None:
+            self._box_counts = np.array([len(self.train_set.ground_truth(i)["labels"])
+                                         for i in range(len(self.train_set))], np.int64)
+        return self._box_counts
+
+    def _total_cost(self, cfg: dict) -> float | None:
+        if al_section(cfg)["budget_unit"] != "boxes":
+            return None
+        return float(frame_costs(self.box_counts(), "boxes").sum())
+
+    def frame_costs(self) -> np.ndarray | None:
+        """Per-frame costs of the budget (:func:`vidal.selection.frame_costs`; None: frames)."""
+        if self.protocol.budget_unit == "frames":
+            return None
+        return frame_costs(self.box_counts(), self.protocol.budget_unit)
 
     @property
     def acquisition_name(self) -> str:
