@@ -176,6 +176,28 @@ class DoubleDetector:
     def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         return [self._predict_one(np.asarray(im)) for im in images]
 
+    # ---- embeddings (vidal.detection.embeddings.embed uses a detector's own embed)
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Deterministic features of the pixels, as a real backbone's would be: the frame embedding
+        float32 ``[B, 3 * 4 * 6]`` is the mean colour of each cell of a 4 x 6 grid (in [0, 1]); a
+        box's RoI feature float32 ``[7]`` is the mean colour inside it and its centre / size
+        relative to the image."""
+        frames, rois = [], []
+        for im, b in zip(images, boxes):
+            a = np.asarray(im, np.float64) / 255.0
+            h, w = a.shape[:2]
+            ys, xs = np.linspace(0, h, 5).astype(int), np.linspace(0, w, 7).astype(int)
+            frames.append([a[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean((0, 1)) for i in range(4) for j in range(6)])
+            feats = []
+            for x1, y1, x2, y2 in np.asarray(b, np.float64).reshape(-1, 4):
+                x1i, y1i = int(np.clip(x1, 0, w - 1)), int(np.clip(y1, 0, h - 1))
+                x2i, y2i = max(x1i + 1, int(np.ceil(min(x2, w)))), max(y1i + 1, int(np.ceil(min(y2, h))))
+                feats.append([*a[y1i:y2i, x1i:x2i].mean((0, 1)), (x1 + x2) / 2 / w, (y1 + y2) / 2 / h,
+                              (x2 - x1) / w, (y2 - y1) / h])
+            rois.append(np.asarray(feats, np.float32).reshape(-1, 7))
+        return np.asarray(frames, np.float32).reshape(len(frames), -1), rois
+
     # ---- files
     def save(self, path: str | Path) -> None:
         path = Path(path)

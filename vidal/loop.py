@@ -514,12 +514,57 @@ def _provide_tracker(exp: Experiment, predictions: list | None) -> dict[str, Any
     return {"tracker": tracker}
 
 
+def pool_embeddings(exp: Experiment, c: int, predictions: list) -> tuple[np.ndarray, list[np.ndarray], float]:
+    """``(frame embeddings [N, D], RoI features per frame [n_i, R], seconds)`` of cycle ``c``'s model
+    on the train split (:func:`vidal.detection.embeddings.embed`, the RoI features at the pool
+    predictions' boxes); cached in ``cycle_XXX/pool_embeddings.npz`` (read back when present)."""
+    from tqdm import tqdm
+
+    from vidal.detection.embeddings import embed, embeddings_from_arrays, embeddings_to_arrays
+
+    path = exp.wd.path(c, "pool_embeddings.npz")
+    if path.is_file():
+        def load(p: Path):
+            with np.load(p, allow_pickle=False) as z:
+                frame, rois = embeddings_from_arrays(z)
+                return frame, rois, float(z["time_s"])
+
+        frame, rois, seconds = read_work_file(path, load)
+        if len(frame) == len(exp.train_set):
+            return frame, rois, seconds
+    det = exp.detector(c)
+    chunk = exp.predict_chunk(det)
+    t0 = time.perf_counter()
+    frames, rois = [], []
+    with tqdm(total=len(exp.train_set), desc="embed pool", unit="frame", disable=not exp.progress, leave=False) as bar:
+        for s in range(0, len(exp.train_set), chunk):
+            idx = range(s, min(s + chunk, len(exp.train_set)))
+            f, r = embed(det, [exp.train_set.image(i) for i in idx], [predictions[i].boxes for i in idx])
+            frames.append(f)
+            rois += r
+            bar.update(len(idx))
+    frame = np.concatenate(frames) if frames else np.zeros((0, 0), np.float32)
+    seconds = _seconds_since(t0)
+    arrays = embeddings_to_arrays(frame, rois)
+    atomic_write(path, lambda f: np.savez(f, time_s=np.float64(seconds), **arrays))
+    return frame, [r.astype(np.float32) for r in embeddings_from_arrays(arrays)[1]], seconds
+
+
+def _provide_embeddings(exp: Experiment, predictions: list | None) -> dict[str, Any]:
+    frame, rois, seconds = pool_embeddings(exp, exp.context_cycle, predictions)
+    exp.extra_times["embed"] = seconds
+    return {"embeddings": frame, "roi_embeddings": rois}
+
+
 #: ``{need: provider}``: a new need of an acquisition is one entry here (and its name in NEEDS).
 #: "tracks" also predicts the pool: the tracks link the detections of neighbouring frames.
+#: A provider reads the cycle being selected as ``exp.context_cycle``; seconds it spends on the
+#: model go to ``exp.extra_times`` (added to the cycle's prediction time).
 CONTEXT_PROVIDERS: dict[str, Provider] = {
     "predictions": Provider(lambda exp, predictions: {"predictions": predictions}, uses_pool_predictions=True),
     "tracks": Provider(_provide_tracker, uses_pool_predictions=True),
     "ground_truth": Provider(lambda exp, predictions: {"ground_truth": exp.train_set.ground_truth}),
+    "embeddings": Provider(_provide_embeddings, uses_pool_predictions=True),
 }
 
 
@@ -533,6 +578,8 @@ def build_context(exp: Experiment, c: int, state: ALState, predictions: list | N
         class_names=exp.classes, cycle=c, rng=step_rng(exp.seed, c, "acquire"),
         labeled_class_counts=labeled_class_counts(exp, state),
         evaluation={k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
+    exp.context_cycle = c
+    exp.extra_times = {}
     for need in sorted(exp.needs, key=list(CONTEXT_PROVIDERS).index):
         for name, value in CONTEXT_PROVIDERS[need].fields(exp, predictions).items():
             setattr(ctx, name, value)
@@ -713,8 +760,9 @@ def acquire(exp: Experiment, c: int, state: ALState) -> Selection:
     selected, t_select = select_frames(exp, c, state, ctx.candidates, scores)
     errors, t_more = real_errors(exp, det, selected, predictions)
     pos = np.searchsorted(ctx.candidates, selected)
+    t_model = t_predict + t_more + sum(exp.extra_times.values())
     sel = Selection(ctx.candidates, scores, selected, scores[pos], errors[:, 0], errors[:, 1], exp.protocol.budget,
-                    np.array([t_predict + t_more, t_acquire, t_select]), candidate_logs(ctx.log, ctx.candidates))
+                    np.array([t_model, t_acquire, t_select]), candidate_logs(ctx.log, ctx.candidates))
     exp.wd.write_selection(c, sel)
     return sel
 
@@ -864,6 +912,8 @@ class Experiment:
 
         self.selector = getattr(self.acquisition, "selector", None) or TopK()
         self.context = None  # the acquisition context of the cycle being selected
+        self.context_cycle = -1  # the cycle whose context the providers fill
+        self.extra_times: dict[str, float] = {}  # seconds the providers spent on the model (embeddings)
 
     @property
     def work_dir(self) -> Path:
