@@ -37,6 +37,9 @@ SELECTOR_RUNS = {
     "random_r+kmeanspp": {"name": "random_r", "selector": {"name": "kmeanspp"}},
     "entropy+hybrid": {"name": "entropy", "selector": {"name": "hybrid", "m": 2, "diversity": "kcenter"}},
     "margin+boxes": {"name": "margin", "al": {"budget_unit": "boxes", "budget": 5}},
+    "entropy+class_balanced": {"name": "entropy", "selector": {"name": "class_balanced", "lam": 1.0}},
+    "entropy+class_balanced+boxes": {"name": "entropy", "selector": {"name": "class_balanced"},
+                                     "al": {"budget_unit": "boxes", "budget": 5}},
 }
 
 

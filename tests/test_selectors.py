@@ -22,7 +22,28 @@ def vof_from(lengths) -> np.ndarray:
 
 
 SELECTOR_SPECS = [dict(name="topk"), dict(name="kcenter"), dict(name="kmeanspp"),
-                  dict(name="hybrid", m=2, diversity="kcenter"), dict(name="hybrid", m=3, diversity="kmeanspp")]
+                  dict(name="hybrid", m=2, diversity="kcenter"), dict(name="hybrid", m=3, diversity="kmeanspp"),
+                  dict(name="class_balanced", lam=1.0)]
+
+
+def random_predictions(n: int, seed: int, C: int = 3):
+    """Detections with random classes and softmax rows, 0-3 per frame."""
+    from vidal.detection.base import Predictions
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        m = int(rng.integers(0, 4))
+        probs = rng.dirichlet(np.ones(C + 1) * 0.5, size=m).astype(np.float32)
+        labels = probs[:, 1:].argmax(1) + 1 if m else np.zeros(0, np.int64)
+        out.append(Predictions(rng.uniform(0, 50, (m, 4)), probs[np.arange(m), labels], labels, probs))
+    return out
+
+
+def make_ctx(n: int, seed: int, C: int = 3):
+    return SimpleNamespace(embeddings=np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32),
+                           predictions=random_predictions(n, seed, C), num_classes=C,
+                           labeled_class_counts=np.array([0, 5, 1, 0]))
 
 
 def test_every_registered_selector_is_tested():
@@ -57,7 +78,7 @@ def test_every_selector_keeps_exclusion_budget_and_per_video(spec, sc):
     n = len(vof)
     cand = np.flatnonzero(~labeled)
     sel = build_selector(spec)
-    ctx = SimpleNamespace(embeddings=np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32))
+    ctx = make_ctx(n, seed)
     picked = sel.select(scores[cand], cand, budget, labeled, vof, k=k, per_video=per_video,
                         rng=np.random.default_rng(seed), cost=cost, ctx=ctx)
     c = np.ones(n) if cost is None else cost
@@ -179,7 +200,7 @@ def test_hybrid_diversifies_among_the_best_scored():
 
 def test_selector_config_errors_are_one_line():
     with pytest.raises(ConfigError, match=r"acquisition.selector.name: unknown selector 'nope'; valid names: "
-                                          r"hybrid, kcenter, kmeanspp, topk"):
+                                          r"class_balanced, hybrid, kcenter, kmeanspp, topk"):
         build_selector({"name": "nope"}, "x.py")
     with pytest.raises(ConfigError, match=r"x.py: acquisition.selector \(kcenter\): unknown key\(s\) m"):
         build_selector({"name": "kcenter", "m": 3}, "x.py")
@@ -191,3 +212,101 @@ def test_selector_config_errors_are_one_line():
     with pytest.raises(ValueError, match="no embeddings"):
         KCenter().select(np.zeros(2), np.arange(2), 1, np.zeros(2, bool), np.zeros(2, np.int64),
                          rng=np.random.default_rng(0), ctx=SimpleNamespace(embeddings=None))
+
+
+# --------------------------------------------------------------------------- class_balanced (thesis ch. 4)
+
+
+def _cb_pool():
+    """Two videos (frames 0-5 and 6-10); frame 0 labeled; per frame a few detections of known
+    classes (probability rows one-hot on the class, score 0.9); 3 classes; class 3 is rare."""
+    from vidal.detection.base import Predictions
+
+    C = 3
+    classes = {1: [1, 1], 2: [1], 3: [1, 2], 4: [3], 5: [1, 1, 1], 6: [2, 2], 7: [], 8: [3, 1], 9: [1], 10: [2]}
+    preds = []
+    for i in range(11):
+        labels = np.array(classes.get(i, [1]), np.int64)
+        probs = np.zeros((len(labels), C + 1), np.float32)
+        probs[np.arange(len(labels)), labels] = 0.9
+        probs[:, 0] = 0.1
+        preds.append(Predictions(np.tile([0, 0, 10, 10], (len(labels), 1)), np.full(len(labels), 0.9), labels, probs))
+    vof = np.array([0] * 6 + [1] * 5)
+    labeled = np.zeros(11, bool)
+    labeled[0] = True
+    scores = np.array([0.9, 0.2, 0.5, 0.1, 0.95, 0.3, 0.8, 0.4, 0.6, 0.7])  # frames 1..10
+    ctx = SimpleNamespace(predictions=preds, num_classes=C, labeled_class_counts=np.array([0, 6, 2, 0]))
+    return vof, labeled, np.arange(1, 11), scores, ctx
+
+
+def _brute_force(vof, labeled, cand, scores, ctx, budget, k, per_video, cost, lam):
+    """The optimum of the documented programme by enumerating every subset of the eligible frames."""
+    import itertools
+
+    from vidal.class_balance import expected_class_counts, max_independent, objective
+
+    blocked = neighbours_mask(np.flatnonzero(labeled), vof, k)
+    ok = ~blocked[cand]
+    cand, s = cand[ok], scores[ok]
+    C = ctx.num_classes
+    Q = expected_class_counts(ctx.predictions, cand, C, 0.5)
+    counts = ctx.labeled_class_counts[1:].astype(float)
+    unit = cost is None
+    c = np.ones(len(vof)) if unit else cost
+    E = budget * Q.sum(1).mean() if unit else budget
+    omega = np.maximum((counts.sum() + E) / C - counts, 0)
+    sn = s / np.abs(s).max()
+    videos = np.unique(vof[cand])
+    mis = {v: max_independent(cand[vof[cand] == v], k) for v in videos}
+
+    def feasible(S):
+        fr = cand[list(S)]
+        for a in fr:
+            for b in fr:
+                if a < b and vof[a] == vof[b] and b - a <= k:
+                    return False
+        if per_video:
+            cnt = {v: int((vof[fr] == v).sum()) for v in videos}
+            if not any(all(cnt[v] in (lv, lv + 1) or (cnt[v] == mis[v] and cnt[v] <= lv + 1) for v in videos)
+                       for lv in range(0, max(mis.values()) + 1)):
+                return False
+        return True
+
+    sets = [S for r in range(len(cand) + 1) for S in itertools.combinations(range(len(cand)), r) if feasible(S)]
+    spend = lambda S: float(c[cand[list(S)]].sum())  # noqa: E731
+    target = min(budget, max(spend(S) for S in sets))
+    if unit:
+        sets = [S for S in sets if spend(S) == target]
+    else:
+        sets = [S for S in sets if spend(S) >= target and S and spend(S) - c[cand[list(S)]].max() < target]
+    best = min(sets, key=lambda S: objective(np.isin(np.arange(len(cand)), S), sn, Q, omega, lam))
+    return objective(np.isin(np.arange(len(cand)), best), sn, Q, omega, lam), set(cand[list(best)].tolist())
+
+
+@pytest.mark.parametrize("budget,k,per_video,boxes,lam", [(3, 1, False, False, 1.0), (4, 1, True, False, 1.0),
+                                                           (3, 0, True, False, 0.3), (5, 1, True, True, 1.0),
+                                                           (6, 2, False, True, 2.0), (3, 1, False, False, 0.0)])
+def test_class_balanced_returns_the_brute_force_optimum(budget, k, per_video, boxes, lam):
+    from vidal.class_balance import ClassBalanced
+
+    vof, labeled, cand, scores, ctx = _cb_pool()
+    cost = np.maximum([len(p) for p in ctx.predictions], 1).astype(float) if boxes else None
+    sel = ClassBalanced(lam=lam)
+    picked = sel.select(scores, cand, budget, labeled, vof, k=k, per_video=per_video, rng=np.random.default_rng(0),
+                        cost=cost, ctx=ctx)
+    best, best_set = _brute_force(vof, labeled, cand, scores, ctx, budget, k, per_video, cost, lam)
+    assert sel.last["objective"] == pytest.approx(best, abs=1e-6), (picked, best_set)
+    if lam == 0.0:  # no balance term: the top scores under the exclusion
+        assert set(picked.tolist()) == best_set
+
+
+def test_class_balanced_prefers_the_rare_class():
+    from vidal.class_balance import ClassBalanced, expected_class_counts
+
+    vof, labeled, cand, scores, ctx = _cb_pool()
+    top = TopK().select(scores, cand, 3, labeled, vof, k=0, rng=np.random.default_rng(0))
+    cb = ClassBalanced(lam=2.0).select(scores, cand, 3, labeled, vof, k=0, rng=np.random.default_rng(0), ctx=ctx)
+    rare = lambda fr: expected_class_counts(ctx.predictions, fr, 3, 0.5)[:, 2].sum()  # noqa: E731
+    assert rare(cb) > rare(top)
+    with pytest.raises(ConfigError, match="lam must be a number >= 0"):
+        build_selector({"name": "class_balanced", "lam": -1})

@@ -299,3 +299,6 @@ def build_selector(spec, where: str = "config"):
         return cls(**spec)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: acquisition.selector ({name}): {e}") from None
+
+
+from vidal import class_balance  # noqa: E402,F401 - registers "class_balanced" (thesis ch. 4)
