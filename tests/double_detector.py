@@ -14,7 +14,10 @@ Inside ``with registered():`` ``DoubleDetector`` is the detector backend ``"doub
   same detections on every machine (numpy's PCG64 and the float32 softmax are exact).
 - ``train(frames)`` does no training: it records the frames it was given (their dataset indices)
   and returns one constant loss row per batch; the predictions change with the number of
-  frames trained on (fewer misses), as a real detector's would.
+  frames trained on (fewer misses), as a real detector's would. Inside the ``on_epoch_end`` hook
+  the predictions are drawn with the epoch in the seed (checkpoints disagree, label dispersion).
+- ``embed(images, boxes)``: deterministic pixel features (frame grid colours, box colour and
+  geometry) for the need ``embeddings``.
 - ``save`` / ``load_weights`` / ``load`` write and read a small JSON file (state seed and trained
   frames): a resumed run must load the right one to predict the same.
 """
@@ -94,6 +97,7 @@ class DoubleDetector:
         self.state_seed = int(self.config.seed)
         self.trained: list[list[int]] = []  # dataset indices of each train() call
         self.train_calls: list[dict[str, Any]] = []  # the schedule overrides of each call
+        self.epoch: int | None = None  # set while the training's on_epoch_end hook runs
 
     @classmethod
     def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
@@ -132,13 +136,19 @@ class DoubleDetector:
                     for _ in range(per_epoch)]
             history += rows
             if on_epoch_end is not None:
-                on_epoch_end(epoch, rows)
+                self.epoch = epoch  # predictions inside the hook differ per epoch, as a training model's
+                try:
+                    on_epoch_end(epoch, rows)
+                finally:
+                    self.epoch = None
         return history
 
     # ---- prediction: the ground truth with seeded noise
     def _rng(self, digest: bytes) -> np.random.Generator:
         trained = hashlib.sha256(json.dumps(self.trained).encode()).digest()
         words = np.frombuffer(digest[:16] + trained[:8], "<u4").tolist()
+        if self.epoch is not None:  # mid-training checkpoints: another draw per epoch
+            words.append(1000 + int(self.epoch))
         return np.random.default_rng([self.state_seed, self.n_trained, *words])
 
     def _probs(self, rng: np.random.Generator, labels: np.ndarray, boost: tuple[float, float]) -> np.ndarray:

@@ -613,8 +613,14 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     exp.seed_torch(cycle, kind)
     t0 = time.perf_counter()
     overrides = exp.initial_schedule if (cycle == 0 and kind == "train") else {}
+    hook = EpochPredictions(exp, det, overrides) if (kind == "train" and "epoch_predictions" in exp.needs) else None
+    if hook is not None:  # label dispersion: the pool predicted at the end of the last epochs
+        overrides = {**overrides, "on_epoch_end": hook}
     history = det.train(FrameView(exp.train_set, frames), progress=exp.progress, **overrides)
     seconds = _seconds_since(t0)
+    if hook is not None:
+        hook.write(exp.wd.path(step, "epoch_predictions.npz"))
+        seconds -= hook.seconds
     det.save(exp.wd.step_dir(step, make=True) / "model.pt")
     losses = [h["loss"] for h in history]
     info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
@@ -623,6 +629,72 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     exp.wd.write(step, "train.json", info)
     exp.remember_detector(cycle if kind == "train" else None, det)
     return info
+
+
+EPOCH_PREDICTIONS_FORMAT = "vidal-epoch-predictions-v1"
+
+
+class EpochPredictions:
+    """The training's ``on_epoch_end`` hook of the need ``epoch_predictions`` (label dispersion):
+    predicts the whole train split at the end of each of the ``checkpoints`` epochs before the last
+    one (the acquisition's ``checkpoints``; fewer when the schedule is shorter) and writes them,
+    with the seconds they took, to ``cycle_XXX/epoch_predictions.npz`` (plain arrays, one
+    :func:`vidal.detection.base.predictions_to_arrays` set per checkpoint as ``e<j>_<array>``)."""
+
+    def __init__(self, exp: Experiment, det, overrides: dict):
+        self.exp, self.det = exp, det
+        epochs = int(overrides.get("epochs") or getattr(det.config, "epochs", 1))
+        e = int(getattr(exp.acquisition, "checkpoints", 3))
+        self.epochs = list(range(max(0, epochs - 1 - e), epochs - 1))
+        self.sets: list[list] = []
+        self.seconds = 0.0
+
+    def __call__(self, epoch: int, rows) -> None:
+        if epoch not in self.epochs:
+            return
+        t0 = time.perf_counter()
+        self.sets.append(predict_frames(self.det, self.exp.train_set, None, batch_size=self.exp.predict_chunk(self.det),
+                                        progress=self.exp.progress, desc=f"predict pool (epoch {epoch + 1})"))
+        self.seconds += _seconds_since(t0)
+
+    def write(self, path: Path) -> None:
+        from vidal.detection.base import predictions_to_arrays
+
+        arrays = {f"e{j}_{k}": v for j, preds in enumerate(self.sets) for k, v in predictions_to_arrays(preds).items()}
+        atomic_write(path, lambda f: np.savez(f, format=EPOCH_PREDICTIONS_FORMAT, time_s=np.float64(self.seconds),
+                                              epochs=np.array(self.epochs[-len(self.sets):] if self.sets else [],
+                                                              np.int64), **arrays))
+
+
+def read_epoch_predictions(path: Path, n_frames: int) -> tuple[list[list], float]:
+    """``(prediction sets, oldest first; seconds)`` of :class:`EpochPredictions`' file."""
+    from vidal.detection.base import PREDICTION_ARRAYS, predictions_from_arrays
+
+    def load(p: Path):
+        with np.load(p, allow_pickle=False) as z:
+            if str(z["format"]) != EPOCH_PREDICTIONS_FORMAT:
+                raise ValueError(f"not {EPOCH_PREDICTIONS_FORMAT}")
+            sets = [predictions_from_arrays({k: z[f"e{j}_{k}"] for k in PREDICTION_ARRAYS})
+                    for j in range(len(z["epochs"]))]
+            if any(len(s) != n_frames for s in sets):
+                raise ValueError(f"prediction sets do not cover the {n_frames} pool frames")
+            return sets, float(z["time_s"])
+
+    return read_work_file(path, load)
+
+
+def _provide_epoch_predictions(exp: Experiment, predictions: list | None) -> dict[str, Any]:
+    path = exp.wd.path(exp.context_cycle, "epoch_predictions.npz")
+    if not path.is_file():
+        raise ExperimentError(f"{path} missing: cycle {exp.context_cycle} was trained without the epoch predictions "
+                              f"this acquisition needs; delete {path.parent} and rerun with --resume to train it again")
+    sets, seconds = read_epoch_predictions(path, len(exp.train_set))
+    exp.extra_times["epoch_predictions"] = seconds
+    return {"epoch_predictions": sets}
+
+
+#: label dispersion's need: the epoch predictions the training wrote (:class:`EpochPredictions`)
+CONTEXT_PROVIDERS["epoch_predictions"] = Provider(_provide_epoch_predictions)
 
 
 def train_cycle(exp: Experiment, c: int, labeled: np.ndarray) -> dict:
@@ -805,7 +877,8 @@ def run_cycle(exp: Experiment, c: int) -> bool:
     state = wd.load_state(c, len(exp.train_set))
     if wd.finished(c):
         return True
-    if c == 0 and exp.cycle0_from is not None and not wd.path(0, "train.json").is_file():
+    if c == 0 and exp.cycle0_from is not None and not wd.path(0, "train.json").is_file() \
+            and "epoch_predictions" not in exp.needs:  # those come from training: cycle 0 is trained here
         exp.import_cycle0()
     if not wd.trained(c):
         train_cycle(exp, c, state.labeled)
