@@ -128,3 +128,53 @@ def test_make_table_keeps_existing_outputs_without_overwrite(runs, tmp_path):
     assert out.exit_code == 0, out.output
     assert sorted(p.name for p in prefix.parent.iterdir()) == ["table.csv", "table.md"]   # no temporary left
     assert (tmp_path / "t" / "table.csv").read_text().startswith("method,")
+
+
+def test_curves_against_labeled_boxes_and_selector_labels(runs, tmp_path):
+    """Issue 17: curves against labeled boxes (rows' labeled_boxes, else counted from the states and
+    the train split), and the selector / budget unit in the method label."""
+    assert method_label({"acquisition": {"name": "entropy", "selector": {"name": "hybrid", "m": 4}}}) \
+        == "Entropy + hybrid (m=4)"
+    assert method_label({"acquisition": {"name": "entropy", "selector": {"name": "topk"}}}) == "Entropy"
+    assert method_label({"acquisition": {"name": "margin"}, "al": {"budget_unit": "boxes"}}) \
+        == "Margin sampling [budget in boxes]"
+    boxed = []
+    for seed, boxes in [(0, [15, 31, 52]), (1, [17, 33, 50])]:
+        p = fake_run(tmp_path / f"kc{seed}", {"name": "entropy", "selector": {"name": "kcenter"}}, seed, [0.1, 0.2, 0.3])
+        rows = [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()]
+        (p / "metrics.jsonl").write_text("".join(json.dumps({**r, "labeled_boxes": b}) + "\n"
+                                                 for r, b in zip(rows, boxes)))
+        boxed.append(p)
+    cs = curves(load_runs(boxed))
+    assert cs["Entropy + kcenter"]["boxes"].tolist() == [16, 32, 51]
+    fig = tmp_path / "boxes.png"
+    out = tool("plot_curves")(*boxed, "--out", fig, "--x", "boxes")
+    assert out.exit_code == 0, out.output
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # runs without labeled_boxes and without a readable train split: one line, and --x frames works
+    out = tool("plot_curves")(*runs, "--out", fig, "--x", "boxes")
+    assert out.exit_code == 1 and "labeled boxes unknown" in out.output and len(out.output.strip().splitlines()) == 1
+    assert tool("plot_curves")(*runs, "--out", fig, "--x", "frames").exit_code == 0
+
+
+def test_labeled_boxes_of_older_runs_come_from_states_and_the_split(tmp_path):
+    import numpy as np
+
+    from tiny_videos import write_split
+    from vidal.report import labeled_boxes
+
+    write_split(tmp_path / "train.h5", [5, 5], 0, "train")  # frame boxes: see tiny_videos
+    p = fake_run(tmp_path / "old", {"name": "random_r"}, 0, [0.1, 0.2])
+    cfg = {"al": {"initial": 10, "budget": 10, "cycles": 1}, "acquisition": {"name": "random_r"},
+           "dataset": {"train": str(tmp_path / "train.h5")}}
+    (p / "config.py").write_text(dump(cfg))
+    from vidal.data import VideoDataset
+
+    ds = VideoDataset(tmp_path / "train.h5")
+    n = np.array([len(ds.ground_truth(i)["labels"]) for i in range(len(ds))])
+    for c, frames in enumerate([[0, 6], [0, 6, 3]]):
+        cycle_of = np.full(10, -1)
+        cycle_of[frames] = 0
+        np.savez(p / f"state_cycle_{c:03d}.npz", cycle_of=cycle_of)
+    run = load_runs([p])[0]
+    assert labeled_boxes(run) == [float(n[[0, 6]].sum()), float(n[[0, 6, 3]].sum())]
