@@ -30,9 +30,14 @@ Config sections (unknown keys are errors):
   every method, thesis 2.6.1; the plain ``random`` acquisition overrides them with k=0,
   per_video=False); ``train_from`` ``"previous"`` or ``"start"``; ``initial_schedule`` (default
   None) overrides ``epochs`` / ``lr`` / ``milestones`` / ``gamma`` of the schedule for cycle 0,
-  which trains from the start weights on the small initial set.
-- ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
-  the other keys go to its constructor (strict).
+  which trains from the start weights on the small initial set; ``budget_unit`` (default
+  ``"frames"``) ``"boxes"``: ``budget`` counts ground-truth boxes (a frame costs its boxes, at least
+  1; a fraction is of the pool's boxes) and a selection buys frames until it is spent; the rows
+  carry ``labeled_boxes`` either way.
+- ``acquisition = dict(name="entropy", selector=None, **kwargs)``: a name of
+  :data:`vidal.registry.ACQUISITIONS`, the other keys go to its constructor (strict);
+  ``selector = dict(name="kcenter", **options)`` picks the batch from the scores
+  (:data:`vidal.registry.SELECTORS`, :mod:`vidal.selectors`; default ``topk``).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
   run with ``TRACKERS.get(name).for_dataset(train_split, **options)`` (``reset()`` each cycle if it
   has one).
@@ -49,6 +54,10 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/pool_predictions.npz   predictions on the train split (when the acquisition needs
                             them): plain arrays (vidal.detection.base.predictions_to_arrays) and
                             time_s, read with allow_pickle=False
+    cycle_XXX/pool_embeddings.npz   frame embeddings and RoI features of the pool (need
+                            "embeddings": vidal.detection.embeddings), time_s
+    cycle_XXX/epoch_predictions.npz the pool predicted at the end of the last epochs of the
+                            cycle's training (need "epoch_predictions", label dispersion), time_s
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
                             (:meth:`Selection.arrays`)
     cycle_XXX/row.json      the metrics row of the cycle
@@ -63,7 +72,8 @@ from ``(seed, config without acquisition / tracker)``), so a grid trains it once
 ``only="cycle0"`` run and every method's run copies its model, ``train.json``, ``eval.json`` and
 ``pool_predictions.npz`` (the cycle-0 model's predictions on the pool, made once per seed) after
 checking that ``cycle0.json`` matches its own config, seed and threads. The run then continues
-exactly as a resumed run.
+exactly as a resumed run. An acquisition needing ``epoch_predictions`` trains its cycle 0 itself
+(they are made during the training).
 
 Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
 (:func:`vidal.selection.step_rng`), never from a stream consumed in sequence, and every step
