@@ -221,6 +221,89 @@ def labeled_boxes(run: Run) -> list[float]:
     return out
 
 
+def _train_split_labels(run: Run):
+    """``(class names, per-frame int64 label arrays)`` of the train split of ``run``'s config (cached)."""
+    path = str((run.config.get("dataset") or {}).get("train", ""))
+    key = "labels:" + path
+    if key not in _BOX_COUNTS:
+        from vidal.data import VideoDataset
+
+        try:
+            ds = VideoDataset(path)
+        except Exception as e:  # noqa: BLE001 - a moved or missing split: one line
+            raise ReportError(f"{run.path}: cannot open its train split {path!r} ({type(e).__name__}); "
+                              f"run from the folder the grid ran in") from None
+        _BOX_COUNTS[key] = (list(ds.classes), [np.asarray(ds.ground_truth(i)["labels"], np.int64)
+                                               for i in range(len(ds))])
+        ds.close()
+    return _BOX_COUNTS[key]
+
+
+def labeled_class_histogram(run: Run, cycle: int | None = None) -> dict[str, int]:
+    """Ground-truth boxes per class in the labeled set of ``cycle`` (default: the last row's), from
+    the run's ``state_cycle_XXX.npz`` and its train split."""
+    names, labels = _train_split_labels(run)
+    c = int(run.rows[-1]["cycle"]) if cycle is None else int(cycle)
+    path = run.path / f"state_cycle_{c:03d}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            chosen = np.flatnonzero(z["cycle_of"] >= 0)
+    except (OSError, KeyError, ValueError) as e:
+        raise ReportError(f"{path}: unreadable ({type(e).__name__}); rerun the run with --resume") from None
+    counts = np.zeros(len(names) + 1, np.int64)
+    for i in chosen:
+        counts += np.bincount(labels[int(i)], minlength=len(names) + 1)[:len(names) + 1]
+    return {n: int(counts[j + 1]) for j, n in enumerate(names)}
+
+
+def histogram_entropy(counts) -> float:
+    """Entropy (nats) of a class histogram; ``log(C)`` when uniform over ``C`` classes."""
+    c = np.asarray(list(counts.values()) if isinstance(counts, dict) else counts, np.float64)
+    p = c[c > 0] / c.sum() if c.sum() > 0 else np.zeros(0)
+    return float(-(p * np.log(p)).sum())
+
+
+def class_balance_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per method (mean ± std over seeds, at the last cycle every seed reached): the labeled boxes
+    per class, the entropy of that histogram, and the AP of the rarest class of the pool (fewest
+    ground-truth boxes, at least one) in both metrics (``AP``, ``AP_all_scores``)."""
+    out = []
+    for label, rs in group(runs).items():
+        last = min(len(r.rows) for r in rs) - 1
+        hists = [labeled_class_histogram(r, r.rows[last]["cycle"]) for r in rs]
+        names, frame_labels = _train_split_labels(rs[0])
+        pool = np.bincount(np.concatenate(frame_labels) if frame_labels else np.zeros(0, np.int64),
+                           minlength=len(names) + 1)[1:]
+        present = [j for j in range(len(names)) if pool[j] > 0]
+        rare = names[min(present, key=lambda j: pool[j])] if present else None
+        ent = _stats([histogram_entropy(h) for h in hists])
+        row = {"method": label, "seeds": len(rs), "cycle": int(rs[0].rows[last]["cycle"]),
+               "labeled": float(np.mean([r.rows[last]["labeled"] for r in rs])),
+               "boxes": {n: _stats([h[n] for h in hists]) for n in names}, "entropy": ent, "rare_class": rare}
+        for key in ("AP", "AP_all_scores"):
+            row[f"rare_{key}"] = _stats([_nan((r.rows[last].get(key) or {}).get(rare)) for r in rs]) if rare \
+                else (math.nan, math.nan)
+        out.append(row)
+    return out
+
+
+def class_balance_markdown(rows: list[dict[str, Any]]) -> str:
+    """:func:`class_balance_table` as a markdown table."""
+    if not rows:
+        return ""
+    names = list(rows[0]["boxes"])
+    rare = rows[0]["rare_class"]
+    head = ("| Method | Seeds | Labeled frames | " + " | ".join(f"{n} boxes" for n in names)
+            + f" | Histogram entropy (nats) | {rare} AP@0.5 (every detection) | {rare} AP@0.5 (scores >= 0.5) |")
+    lines = [head, "|" + "---|" * (6 + len(names))]
+    f = lambda ms, d=1: f"{ms[0]:.{d}f} ± {ms[1]:.{d}f}"  # noqa: E731
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['seeds']} | {r['labeled']:.0f} | "
+                     + " | ".join(f(r["boxes"][n]) for n in names)
+                     + f" | {f(r['entropy'], 3)} | {f(r['rare_AP_all_scores'], 3)} | {f(r['rare_AP'], 3)} |")
+    return "\n".join(lines) + "\n"
+
+
 def reference_stats(runs: list[Run]) -> tuple[float, float, int]:
     """(mean, std, n) of the all-data reference mAP over the runs that hold one."""
     vals = [_nan(r.reference["mAP"]) for r in runs if r.reference]
