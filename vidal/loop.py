@@ -877,6 +877,10 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
            "log": {}}
     if sel is not None:
         row.update(sel.row())
+        costs = exp.frame_costs()
+        if costs is not None:  # al.budget_unit="boxes": budget and shortfall in boxes
+            spent = float(costs[sel.selected].sum()) if len(sel.selected) else 0.0
+            row.update(selected_cost=spent, shortfall=max(0.0, sel.budget - spent))
     return row
 
 
