@@ -168,7 +168,7 @@ class ClassBalanced:
 
     # ---- the programme
     def _solve(self, s, Q, omega, c, budget, cand, vof, k, per_video, unit) -> np.ndarray:
-        K, C = len(cand), Q.shape[1]
+        K = len(cand)
         if K == 0 or budget <= 0:
             return np.zeros(K, bool)
         videos = np.unique(vof[cand])

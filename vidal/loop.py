@@ -867,7 +867,8 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
     train = exp.wd.read(c, "train.json")
     n = int(state.labeled_mask.sum())
     row = {"cycle": c, "acquisition": exp.acquisition_name, "seed": exp.seed,
-           "labeled": n, "labeled_boxes": int(exp.box_counts()[state.labeled].sum()), "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
+           "labeled": n, "labeled_boxes": int(exp.box_counts()[state.labeled].sum()),
+           "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
            "mAP": ev["mAP"], "AP": ev["AP"],
            "mAP_all_scores": ev.get("mAP_all_scores"), "AP_all_scores": ev.get("AP_all_scores"),
            "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
