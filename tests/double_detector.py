@@ -14,7 +14,10 @@ Inside ``with registered():`` ``DoubleDetector`` is the detector backend ``"doub
   same detections on every machine (numpy's PCG64 and the float32 softmax are exact).
 - ``train(frames)`` does no training: it records the frames it was given (their dataset indices)
   and returns one constant loss row per batch; the predictions change with the number of
-  frames trained on (fewer misses), as a real detector's would.
+  frames trained on (fewer misses), as a real detector's would. Inside the ``on_epoch_end`` hook
+  the predictions are drawn with the epoch in the seed (checkpoints disagree, label dispersion).
+- ``embed(images, boxes)``: deterministic pixel features (frame grid colours, box colour and
+  geometry) for the need ``embeddings``.
 - ``save`` / ``load_weights`` / ``load`` write and read a small JSON file (state seed and trained
   frames): a resumed run must load the right one to predict the same.
 """
@@ -94,6 +97,7 @@ class DoubleDetector:
         self.state_seed = int(self.config.seed)
         self.trained: list[list[int]] = []  # dataset indices of each train() call
         self.train_calls: list[dict[str, Any]] = []  # the schedule overrides of each call
+        self.epoch: int | None = None  # set while the training's on_epoch_end hook runs
 
     @classmethod
     def from_config(cls, *, class_names: Sequence[str], profile: str | None = None,
@@ -132,13 +136,19 @@ class DoubleDetector:
                     for _ in range(per_epoch)]
             history += rows
             if on_epoch_end is not None:
-                on_epoch_end(epoch, rows)
+                self.epoch = epoch  # predictions inside the hook differ per epoch, as a training model's
+                try:
+                    on_epoch_end(epoch, rows)
+                finally:
+                    self.epoch = None
         return history
 
     # ---- prediction: the ground truth with seeded noise
     def _rng(self, digest: bytes) -> np.random.Generator:
         trained = hashlib.sha256(json.dumps(self.trained).encode()).digest()
         words = np.frombuffer(digest[:16] + trained[:8], "<u4").tolist()
+        if self.epoch is not None:  # mid-training checkpoints: another draw per epoch
+            words.append(1000 + int(self.epoch))
         return np.random.default_rng([self.state_seed, self.n_trained, *words])
 
     def _probs(self, rng: np.random.Generator, labels: np.ndarray, boost: tuple[float, float]) -> np.ndarray:
@@ -175,6 +185,28 @@ class DoubleDetector:
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         return [self._predict_one(np.asarray(im)) for im in images]
+
+    # ---- embeddings (vidal.detection.embeddings.embed uses a detector's own embed)
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Deterministic features of the pixels, as a real backbone's would be: the frame embedding
+        float32 ``[B, 3 * 4 * 6]`` is the mean colour of each cell of a 4 x 6 grid (in [0, 1]); a
+        box's RoI feature float32 ``[7]`` is the mean colour inside it and its centre / size
+        relative to the image."""
+        frames, rois = [], []
+        for im, b in zip(images, boxes):
+            a = np.asarray(im, np.float64) / 255.0
+            h, w = a.shape[:2]
+            ys, xs = np.linspace(0, h, 5).astype(int), np.linspace(0, w, 7).astype(int)
+            frames.append([a[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean((0, 1)) for i in range(4) for j in range(6)])
+            feats = []
+            for x1, y1, x2, y2 in np.asarray(b, np.float64).reshape(-1, 4):
+                x1i, y1i = int(np.clip(x1, 0, w - 1)), int(np.clip(y1, 0, h - 1))
+                x2i, y2i = max(x1i + 1, int(np.ceil(min(x2, w)))), max(y1i + 1, int(np.ceil(min(y2, h))))
+                feats.append([*a[y1i:y2i, x1i:x2i].mean((0, 1)), (x1 + x2) / 2 / w, (y1 + y2) / 2 / h,
+                              (x2 - x1) / w, (y2 - y1) / h])
+            rois.append(np.asarray(feats, np.float32).reshape(-1, 7))
+        return np.asarray(frames, np.float32).reshape(len(frames), -1), rois
 
     # ---- files
     def save(self, path: str | Path) -> None:

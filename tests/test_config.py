@@ -127,6 +127,7 @@ def test_every_shipped_al_config_loads_with_a_known_backend_and_acquisition():
     backend and acquisition, and the mmdet twin of a thesis config differs only in the detector."""
     import vidal.acquisition  # noqa: F401 - registers the acquisitions
     import vidal.detection  # noqa: F401 - registers the backends
+    from vidal.build import build_acquisition
     from vidal.registry import ACQUISITIONS, DETECTORS
 
     paths = sorted(p for p in (REPO / "configs" / "al").rglob("*.py") if not p.name.startswith("_"))  # _x.py: bases
@@ -136,6 +137,7 @@ def test_every_shipped_al_config_loads_with_a_known_backend_and_acquisition():
         backend, _, _ = detector_sections(cfg)
         assert backend in DETECTORS.names(), path
         assert cfg["acquisition"]["name"] in ACQUISITIONS.names(), path
+        build_acquisition(cfg)  # its arguments and selector (acquisition.selector) are valid
     for twin in sorted((REPO / "configs" / "al" / "mmdet").glob("*_mmdet-frcnn-r50-coco_synthia-al.py")):
         tv = load_config(REPO / "configs" / "al" / twin.name.replace("_mmdet-frcnn-r50-coco_", "_frcnn-r50-coco_"))
         mm = load_config(twin)

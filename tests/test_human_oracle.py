@@ -233,6 +233,7 @@ def test_config_errors(tmp_path):
         for opts, msg in ((["al.oracle='humans'"], "al.oracle must be one of simulated, human"),
                           (["al.oracle='simulated'", "al.cold_start='acquisition'"], "applies to al.oracle='human'"),
                           (["al.reference=True"], "al.reference=True trains on every pool frame"),
+                          (["al.budget_unit='boxes'"], "use al.budget_unit='frames' with al.oracle='human'"),
                           (["acquisition.name='oracle_fp'"], "reads the pool's ground truth")):
             with pytest.raises(ConfigError, match=msg):
                 Experiment(load_config(config, opts), tmp_path / "w", 0, progress=False)

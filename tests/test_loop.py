@@ -160,7 +160,7 @@ def test_wrong_inputs_stop_before_training(tiny, tmp_path):
         Experiment(cfg, work, 0, progress=False)
     cfg = _cfg(tiny)
     cfg["al"]["cycels"] = 3
-    with pytest.raises(ConfigError, match=r"al: unknown key\(s\) cycels; valid keys: budget, cold_start, cycles"):
+    with pytest.raises(ConfigError, match=r"al: unknown key\(s\) cycels; valid keys: budget, budget_unit, cold_start, cycles"):
         Experiment(cfg, work, 0, progress=False)
     cfg = _cfg(tiny)
     cfg["acquisition"] = {"name": "temporal_coherence"} if "temporal_coherence" in ACQUISITIONS else cfg["acquisition"]

@@ -31,6 +31,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "loop_pinned.json"
 TRAIN_LENGTHS = [6, 10, 14, 12]
 TEST_LENGTHS = [6, 6, 8]
 SEED = 3
+#: Pinned runs of the batch selectors (issue 17), next to one run per registered acquisition
+SELECTOR_RUNS = {
+    "entropy+kcenter": {"name": "entropy", "selector": {"name": "kcenter"}},
+    "random_r+kmeanspp": {"name": "random_r", "selector": {"name": "kmeanspp"}},
+    "entropy+hybrid": {"name": "entropy", "selector": {"name": "hybrid", "m": 2, "diversity": "kcenter"}},
+    "margin+boxes": {"name": "margin", "al": {"budget_unit": "boxes", "budget": 5}},
+    "entropy+class_balanced": {"name": "entropy", "selector": {"name": "class_balanced", "lam": 1.0}},
+    "entropy+class_balanced+boxes": {"name": "entropy", "selector": {"name": "class_balanced"},
+                                     "al": {"budget_unit": "boxes", "budget": 5}},
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,6 +69,11 @@ acquisition = dict(name="entropy")
 
 def _config(tiny: Path, name: str) -> dict:
     cfg = load_config(tiny / "al.py")
+    if name in SELECTOR_RUNS:
+        acq = dict(SELECTOR_RUNS[name])
+        cfg["al"].update(acq.pop("al", {}))
+        cfg["acquisition"] = acq
+        return cfg
     cfg["acquisition"] = {"name": name}
     if name == "temporal_coherence":
         cfg["tracker"] = {"name": "identity"}
@@ -114,7 +129,7 @@ def same(a, b, where: str = "") -> list[str]:
 def runs(tiny, tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("pinned_runs")
     out = {}
-    for name in ACQUISITIONS.names():
+    for name in ACQUISITIONS.names() + list(SELECTOR_RUNS):
         Experiment(_config(tiny, name), root / name, SEED, progress=False, threads=1, echo=lambda s: None).run()
         out[name] = record(root / name)
     if os.environ.get("VIDAL_REGEN_FIXTURES") == "1":
@@ -125,10 +140,11 @@ def runs(tiny, tmp_path_factory) -> dict[str, dict]:
 
 def test_every_registered_acquisition_is_pinned(runs):
     pinned = json.loads(FIXTURE.read_text())
-    assert sorted(pinned) == ACQUISITIONS.names(), "a new acquisition: regenerate the fixture (module docstring)"
+    assert sorted(pinned) == sorted(ACQUISITIONS.names() + list(SELECTOR_RUNS)), \
+        "a new acquisition: regenerate the fixture (module docstring)"
 
 
-@pytest.mark.parametrize("name", ACQUISITIONS.names())
+@pytest.mark.parametrize("name", ACQUISITIONS.names() + list(SELECTOR_RUNS))
 def test_selections_and_metrics_match_the_fixture(runs, name):
     pinned = json.loads(FIXTURE.read_text())[name]
     got = runs[name]

@@ -298,3 +298,29 @@ schedule = dict(epochs=1, lr=0.01, batch_size=4, hflip=0.0)
                                               "--quiet"])
     assert r.exit_code == 0, r.output
     assert 0.0 <= json.loads((tmp_path / "m.json").read_text())["mAP50"] <= 1.0
+
+
+@needs_mmdet
+def test_mmdet_embeddings_shapes_and_batch_invariance(tiny):
+    """vidal.detection.embeddings on the mmdet backend: frame embeddings = pooled extract_feat
+    levels, RoI features = the RoI head's extractor + shared fcs, in the network's input scale."""
+    from vidal.detection.embeddings import embed
+
+    torch.manual_seed(0)
+    det = _tiny_detector(tiny)
+    frames = _frames(tiny, n=3)
+    images = [f["image"] for f in frames]
+    boxes = [f["boxes"] for f in frames]
+    frame, rois = embed(det, images, boxes)
+    levels = det.model.extract_feat(det._batch(images[:1], training=False)["inputs"])
+    assert frame.dtype == np.float32 and frame.shape == (3, sum(int(f.shape[1]) for f in levels))
+    width = {r.shape[1] for r in rois}
+    assert len(width) == 1 and [len(r) for r in rois] == [len(b) for b in boxes]
+    assert np.isfinite(frame).all() and all(np.isfinite(r).all() for r in rois)
+    alone, alone_rois = embed(det, images[1:2], boxes[1:2])
+    np.testing.assert_allclose(alone[0], frame[1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(alone_rois[0], rois[1], rtol=1e-4, atol=1e-5)
+    big = np.repeat(np.repeat(images[0], 2, axis=0), 2, axis=1)  # resized to the same network height
+    _, big_rois = embed(det, [big], [boxes[0] * 2])
+    np.testing.assert_allclose(big_rois[0], rois[0], rtol=1e-2, atol=1e-3)
+    assert not np.allclose(frame[0], frame[2])

@@ -128,3 +128,86 @@ def test_make_table_keeps_existing_outputs_without_overwrite(runs, tmp_path):
     assert out.exit_code == 0, out.output
     assert sorted(p.name for p in prefix.parent.iterdir()) == ["table.csv", "table.md"]   # no temporary left
     assert (tmp_path / "t" / "table.csv").read_text().startswith("method,")
+
+
+def test_curves_against_labeled_boxes_and_selector_labels(runs, tmp_path):
+    """Issue 17: curves against labeled boxes (rows' labeled_boxes, else counted from the states and
+    the train split), and the selector / budget unit in the method label."""
+    assert method_label({"acquisition": {"name": "entropy", "selector": {"name": "hybrid", "m": 4}}}) \
+        == "Entropy + hybrid (m=4)"
+    assert method_label({"acquisition": {"name": "entropy", "selector": {"name": "topk"}}}) == "Entropy"
+    assert method_label({"acquisition": {"name": "margin"}, "al": {"budget_unit": "boxes"}}) \
+        == "Margin sampling [budget in boxes]"
+    boxed = []
+    for seed, boxes in [(0, [15, 31, 52]), (1, [17, 33, 50])]:
+        p = fake_run(tmp_path / f"kc{seed}", {"name": "entropy", "selector": {"name": "kcenter"}}, seed, [0.1, 0.2, 0.3])
+        rows = [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()]
+        (p / "metrics.jsonl").write_text("".join(json.dumps({**r, "labeled_boxes": b}) + "\n"
+                                                 for r, b in zip(rows, boxes)))
+        boxed.append(p)
+    cs = curves(load_runs(boxed))
+    assert cs["Entropy + kcenter"]["boxes"].tolist() == [16, 32, 51]
+    fig = tmp_path / "boxes.png"
+    out = tool("plot_curves")(*boxed, "--out", fig, "--x", "boxes")
+    assert out.exit_code == 0, out.output
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # runs without labeled_boxes and without a readable train split: one line, and --x frames works
+    out = tool("plot_curves")(*runs, "--out", fig, "--x", "boxes")
+    assert out.exit_code == 1 and "labeled boxes unknown" in out.output and len(out.output.strip().splitlines()) == 1
+    assert tool("plot_curves")(*runs, "--out", fig, "--x", "frames").exit_code == 0
+
+
+def test_labeled_boxes_of_older_runs_come_from_states_and_the_split(tmp_path):
+    import numpy as np
+
+    from tiny_videos import write_split
+    from vidal.report import labeled_boxes
+
+    write_split(tmp_path / "train.h5", [5, 5], 0, "train")  # frame boxes: see tiny_videos
+    p = fake_run(tmp_path / "old", {"name": "random_r"}, 0, [0.1, 0.2])
+    cfg = {"al": {"initial": 10, "budget": 10, "cycles": 1}, "acquisition": {"name": "random_r"},
+           "dataset": {"train": str(tmp_path / "train.h5")}}
+    (p / "config.py").write_text(dump(cfg))
+    from vidal.data import VideoDataset
+
+    ds = VideoDataset(tmp_path / "train.h5")
+    n = np.array([len(ds.ground_truth(i)["labels"]) for i in range(len(ds))])
+    for c, frames in enumerate([[0, 6], [0, 6, 3]]):
+        cycle_of = np.full(10, -1)
+        cycle_of[frames] = 0
+        np.savez(p / f"state_cycle_{c:03d}.npz", cycle_of=cycle_of)
+    run = load_runs([p])[0]
+    assert labeled_boxes(run) == [float(n[[0, 6]].sum()), float(n[[0, 6, 3]].sum())]
+
+
+def test_class_balance_table_histograms_entropy_and_rare_class_ap(tmp_path):
+    import math
+
+    import numpy as np
+
+    from tiny_videos import write_split
+    from vidal.report import class_balance_markdown, class_balance_table, histogram_entropy, labeled_class_histogram
+
+    write_split(tmp_path / "train.h5", [7, 7], 0, "train")  # video 0: bright (6 of 7 frames) + dark; video 1: bright
+    runs = []
+    for seed, frames in [(0, [0, 1, 7]), (1, [0, 8, 9])]:
+        p = fake_run(tmp_path / f"r{seed}", {"name": "random_r"}, seed, [0.1])
+        cfg = {"al": {"initial": 3, "budget": 1, "cycles": 0}, "acquisition": {"name": "random_r"},
+               "dataset": {"train": str(tmp_path / "train.h5")}}
+        (p / "config.py").write_text(dump(cfg))
+        (p / "metrics.jsonl").write_text(json.dumps({"cycle": 0, "labeled": 3, "mAP": 0.1,
+                                                     "AP": {"bright": 0.5, "dark": 0.2 + seed / 10}}) + "\n")
+        cycle_of = np.full(14, -1)
+        cycle_of[frames] = 0
+        np.savez(p / "state_cycle_000.npz", cycle_of=cycle_of)
+        runs.append(p)
+    rs = load_runs(runs)
+    assert labeled_class_histogram(rs[0]) == {"bright": 3, "dark": 2}  # frames 0, 1 (both classes), 7
+    assert labeled_class_histogram(rs[1]) == {"bright": 3, "dark": 1}
+    assert histogram_entropy({"a": 5, "b": 5}) == pytest.approx(math.log(2)) and histogram_entropy([4, 0]) == 0.0
+    row, = class_balance_table(rs)
+    assert row["rare_class"] == "dark" and row["boxes"]["dark"][0] == 1.5
+    assert row["rare_AP"][0] == pytest.approx(0.25)
+    assert row["entropy"][0] == pytest.approx((histogram_entropy([3, 2]) + histogram_entropy([3, 1])) / 2)
+    md = class_balance_markdown([row])
+    assert "| Random+R | 2 | 3 | 3.0 ± 0.0 | 1.5 ± 0.7 |" in md and "dark AP@0.5" in md

@@ -188,3 +188,35 @@ def test_initial_set_depends_on_the_seed_only_and_step_rngs_are_independent():
     assert step_int_seed(0, 1, "train") != step_int_seed(0, 1, "select")
     with pytest.raises(ValueError, match="unknown step"):
         step_rng(0, 0, "nope")
+
+
+def test_budget_in_boxes_buys_frames_until_spent():
+    from vidal.selection import frame_costs
+
+    vof = vof_from([6])
+    cost = frame_costs([3, 0, 2, 5, 1, 1], "boxes")
+    assert cost.tolist() == [3, 1, 2, 5, 1, 1]  # an empty frame costs 1
+    assert frame_costs([3, 0], "frames") is None
+    scores = np.array([6, 5, 4, 3, 2, 1], np.float64)
+    picked = select(scores, np.arange(6), 5, np.zeros(6, bool), vof, rng=np.random.default_rng(0), cost=cost)
+    assert picked.tolist() == [0, 1, 2]  # 3 + 1 < 5, then + 2 = 6 >= 5: the last frame overshoots by 1
+    picked = select(scores, np.arange(6), 4, np.zeros(6, bool), vof, rng=np.random.default_rng(0), cost=cost)
+    assert picked.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="must be 'frames' or 'boxes'"):
+        frame_costs([1], "minutes")
+    with pytest.raises(ValueError, match="finite and > 0"):
+        select(scores, np.arange(6), 4, np.zeros(6, bool), vof, rng=np.random.default_rng(0), cost=np.zeros(6))
+
+
+def test_al_budget_unit_is_checked_in_one_line():
+    from vidal.config import ConfigError
+    from vidal.loop import al_section, resolve_protocol
+
+    with pytest.raises(ConfigError, match=r"x.py: al.budget_unit must be one of frames, boxes, got 'minutes'"):
+        al_section({"_config_path_": "x.py", "al": {"budget_unit": "minutes"}})
+    p = resolve_protocol({"al": {"initial": 4, "budget": 0.1, "cycles": 2, "budget_unit": "boxes"}}, 20,
+                         total_cost=300.0)
+    assert p.budget == 30 and p.budget_unit == "boxes"
+    with pytest.raises(ConfigError, match="buys 2 x 200 boxes, more than the 300 of the pool"):
+        resolve_protocol({"al": {"initial": 4, "budget": 200, "cycles": 2, "budget_unit": "boxes"}}, 20,
+                         total_cost=300.0)

@@ -59,12 +59,15 @@ def accepted_keys(fn) -> tuple[set[str], bool]:
 
 def build_acquisition(cfg: dict):
     """The acquisition of the ``acquisition`` section: ``name`` (registered in
-    :data:`vidal.registry.ACQUISITIONS`) and its constructor's keyword arguments, strict."""
+    :data:`vidal.registry.ACQUISITIONS`) and its constructor's keyword arguments, strict;
+    ``selector = dict(name=..., **options)`` (:data:`vidal.registry.SELECTORS`, default ``topk``)
+    is built by :func:`vidal.selectors.build_selector` and set as the acquisition's ``selector``."""
     import vidal.acquisition  # noqa: F401 - registers the acquisitions
     from vidal.registry import ACQUISITIONS
 
     where = config_where(cfg)
     acq = section(cfg, "acquisition")
+    selector = acq.pop("selector", None)
     name = acq.pop("name", None)
     if name is None:
         raise ConfigError(f"{where}: acquisition needs a name; valid names: {', '.join(ACQUISITIONS.names())}")
@@ -76,9 +79,19 @@ def build_acquisition(cfg: dict):
     if not var_kw:
         check_keys(acq, {"name"} | allowed, f"{where}: acquisition ({name})")
     try:
-        return cls(**acq)
+        built = cls(**acq)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: acquisition ({name}): {e}") from None
+    from vidal.selectors import build_selector
+
+    built.selector = build_selector(selector, where)  # acquisition.selector (issue 17); default topk
+    return built
+
+
+def needs_of(acquisition) -> frozenset:
+    """What an acquisition and its selector (``acquisition.selector``) need from the loop."""
+    needs = frozenset(getattr(acquisition, "needs", frozenset()))
+    return needs | frozenset(getattr(getattr(acquisition, "selector", None), "needs", frozenset()))
 
 
 def tracker_spec(cfg: dict, *, name: str | None = None, required: bool = False,
@@ -240,7 +253,7 @@ class ExperimentSpec:
 
     @property
     def needs(self) -> frozenset:
-        return frozenset(getattr(self.acquisition, "needs", frozenset()))
+        return needs_of(self.acquisition)
 
     def open(self, split: str, **kwargs: Any):
         """The :class:`vidal.data.VideoDataset` of ``split`` after the dataset validator's checks."""
@@ -272,7 +285,7 @@ def build_spec(cfg: dict, *, splits: Sequence[str] = ("train", "test"), detector
     acq = tracker = None
     if acquisition:
         acq = build_acquisition(cfg)
-        needs = frozenset(getattr(acq, "needs", frozenset()))
+        needs = needs_of(acq)
         unknown = sorted(needs - set(known_needs)) if known_needs is not None else []
         if unknown:
             name = getattr(acq, "name", type(acq).__name__)

@@ -296,6 +296,10 @@ def check_config(al: dict, needs, where: str) -> None:
         if al["reference"]:
             raise ConfigError(f"{where}: al.reference=True trains on every pool frame's ground truth, which a "
                               f"human-labelled pool does not have; set al.reference=False")
+        if al.get("budget_unit", "frames") != "frames":
+            raise ConfigError(f"{where}: al.budget_unit={al['budget_unit']!r} prices a frame by its ground-truth boxes "
+                              f"before it is selected, which a human-labelled pool does not have; use "
+                              f"al.budget_unit='frames' with al.oracle='human'")
 
 
 # ----------------------------------------------------------------------------- jobs the loop writes

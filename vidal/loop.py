@@ -34,9 +34,15 @@ Config sections (unknown keys are errors):
   pool's ground truth) or ``"human"`` (annotation jobs and imported labels, :mod:`vidal.human`);
   ``cold_start`` (human only) ``"random"`` (Random+R) or ``"acquisition"`` (the acquisition on the
   start-weights model) chooses the first job. ``pool_subsample`` (None) a fraction F: each cycle
-  scores a seeded random F of the unlabeled frames (whole video segments for TC; :mod:`vidal.subsample`).
-- ``acquisition = dict(name="entropy", **kwargs)``: a name of :data:`vidal.registry.ACQUISITIONS`,
-  the other keys go to its constructor (strict).
+  scores a seeded random F of the unlabeled frames (whole video segments for TC;
+  :mod:`vidal.subsample`). ``budget_unit`` (default ``"frames"``) ``"boxes"``: ``budget`` counts
+  ground-truth boxes (a frame costs its boxes, at least 1; a fraction is of the pool's boxes) and a
+  selection buys frames until it is spent (simulated oracle only); the rows carry
+  ``labeled_boxes`` either way.
+- ``acquisition = dict(name="entropy", selector=None, **kwargs)``: a name of
+  :data:`vidal.registry.ACQUISITIONS`, the other keys go to its constructor (strict);
+  ``selector = dict(name="kcenter", **options)`` picks the batch from the scores
+  (:data:`vidal.registry.SELECTORS`, :mod:`vidal.selectors`; default ``topk``).
 - ``tracker = dict(name="flow", **options)``: used when the acquisition needs tracks; built once per
   run with ``TRACKERS.get(name).for_dataset(train_split, **options)`` (``reset()`` each cycle if it
   has one).
@@ -56,6 +62,10 @@ Work dir (every file written atomically, tmp + ``os.replace``)::
     cycle_XXX/pool_predictions/     instead, with --launcher ddp or pool_shards=True: one npz
                             shard per video and done.json (vidal/pool_shards.py), read video by
                             video by the acquisition
+    cycle_XXX/pool_embeddings.npz   frame embeddings and RoI features of the pool (need
+                            "embeddings": vidal.detection.embeddings), time_s
+    cycle_XXX/epoch_predictions.npz the pool predicted at the end of the last epochs of the
+                            cycle's training (need "epoch_predictions", label dispersion), time_s
     cycle_XXX/selection.npz candidates, scores, selected frames, their real FP / FN, acquisition log
                             (:meth:`Selection.arrays`)
     cycle_XXX/row.json      the metrics row of the cycle
@@ -70,7 +80,8 @@ from ``(seed, config without acquisition / tracker)``), so a grid trains it once
 ``only="cycle0"`` run and every method's run copies its model, ``train.json``, ``eval.json`` and
 ``pool_predictions.npz`` (the cycle-0 model's predictions on the pool, made once per seed) after
 checking that ``cycle0.json`` matches its own config, seed and threads. The run then continues
-exactly as a resumed run.
+exactly as a resumed run. An acquisition needing ``epoch_predictions`` trains its cycle 0 itself
+(they are made during the training).
 
 Determinism and resume: the RNG of every step comes from ``(seed, cycle, step)``
 (:func:`vidal.selection.step_rng`), never from a stream consumed in sequence, and every step
@@ -107,7 +118,7 @@ from vidal.selection import (
     budget_count,
     check_budget,
     initial_labeled,
-    select,
+    frame_costs,
     step_int_seed,
     step_rng,
 )
@@ -115,7 +126,11 @@ from vidal.training import FrameView, evaluate_thesis_frames, predict_frames, sp
 
 AL_DEFAULTS: dict[str, Any] = {"initial": 0.02, "budget": 0.02, "cycles": 5, "k": 1, "per_video": True,
                                "train_from": "previous", "reference": False, "initial_schedule": None,
-                               "oracle": "simulated", "cold_start": "random", "pool_subsample": None}
+                               "oracle": "simulated", "cold_start": "random", "pool_subsample": None,
+                               "budget_unit": "frames"}
+#: ``al.budget_unit``: what ``al.budget`` counts (issue 17): frames (the thesis) or the boxes of the
+#: selected frames (a frame costs its ground-truth boxes, at least 1: vidal.selection.frame_costs)
+BUDGET_UNITS = ("frames", "boxes")
 #: Keys of ``al.initial_schedule``: the schedule of cycle 0 (from the start weights), when it should
 #: differ from the fine-tuning cycles' (e.g. more epochs on the small initial set)
 INITIAL_SCHEDULE_KEYS = ("epochs", "lr", "milestones", "gamma")
@@ -437,6 +452,7 @@ class ALProtocol:
     per_video: bool
     train_from: str
     reference: bool
+    budget_unit: str = "frames"
 
 
 def al_section(cfg: dict) -> dict[str, Any]:
@@ -449,6 +465,9 @@ def al_section(cfg: dict) -> dict[str, Any]:
     for key in ("cycles", "k"):
         if isinstance(al[key], bool) or not isinstance(al[key], int) or al[key] < 0:
             raise ConfigError(f"{where}: al.{key} must be an int >= 0, got {al[key]!r}")
+    if al["budget_unit"] not in BUDGET_UNITS:
+        raise ConfigError(f"{where}: al.budget_unit must be one of {', '.join(BUDGET_UNITS)}, "
+                          f"got {al['budget_unit']!r}")
     for key in ("per_video", "reference"):
         if not isinstance(al[key], bool):
             raise ConfigError(f"{where}: al.{key} must be True or False, got {al[key]!r}")
@@ -480,18 +499,28 @@ def _initial_schedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def resolve_protocol(cfg: dict, n_frames: int) -> ALProtocol:
+def resolve_protocol(cfg: dict, n_frames: int, total_cost: float | None = None) -> ALProtocol:
+    """The ``al`` section against the pool: ``initial`` in frames; ``budget`` in frames, or with
+    ``al.budget_unit="boxes"`` in boxes (a fraction: of ``total_cost``, the cost of the whole pool)."""
     al = al_section(cfg)
     where = build.config_where(cfg)
     try:
         initial = budget_count(al["initial"], n_frames, what="al.initial")
-        budget = budget_count(al["budget"], n_frames, what="al.budget")
-        check_budget(n_frames, initial, budget, al["cycles"])
+        if al["budget_unit"] == "frames":
+            budget = budget_count(al["budget"], n_frames, what="al.budget")
+            check_budget(n_frames, initial, budget, al["cycles"])
+        else:
+            total = int(round(total_cost if total_cost is not None else n_frames))
+            budget = budget_count(al["budget"], total, what="al.budget (boxes)")
+            if budget * al["cycles"] > total:
+                raise ValueError(f"the experiment buys {al['cycles']} x {budget} boxes, more than the {total} of "
+                                 f"the pool; lower al.budget or al.cycles")
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
     if initial < 1:
         raise ConfigError(f"{where}: al.initial must label at least one frame")
-    return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"])
+    return ALProtocol(initial, budget, al["cycles"], al["k"], al["per_video"], al["train_from"], al["reference"],
+                      al["budget_unit"])
 
 
 # ----------------------------------------------------------------------------- the acquisition context
@@ -518,12 +547,57 @@ def _provide_tracker(exp: Experiment, predictions: list | None) -> dict[str, Any
     return {"tracker": tracker}
 
 
+def pool_embeddings(exp: Experiment, c: int, predictions: list) -> tuple[np.ndarray, list[np.ndarray], float]:
+    """``(frame embeddings [N, D], RoI features per frame [n_i, R], seconds)`` of cycle ``c``'s model
+    on the train split (:func:`vidal.detection.embeddings.embed`, the RoI features at the pool
+    predictions' boxes); cached in ``cycle_XXX/pool_embeddings.npz`` (read back when present)."""
+    from tqdm import tqdm
+
+    from vidal.detection.embeddings import embed, embeddings_from_arrays, embeddings_to_arrays
+
+    path = exp.wd.path(c, "pool_embeddings.npz")
+    if path.is_file():
+        def load(p: Path):
+            with np.load(p, allow_pickle=False) as z:
+                frame, rois = embeddings_from_arrays(z)
+                return frame, rois, float(z["time_s"])
+
+        frame, rois, seconds = read_work_file(path, load)
+        if len(frame) == len(exp.train_set):
+            return frame, rois, seconds
+    det = exp.detector(c)
+    chunk = exp.predict_chunk(det)
+    t0 = time.perf_counter()
+    frames, rois = [], []
+    with tqdm(total=len(exp.train_set), desc="embed pool", unit="frame", disable=not exp.progress, leave=False) as bar:
+        for s in range(0, len(exp.train_set), chunk):
+            idx = range(s, min(s + chunk, len(exp.train_set)))
+            f, r = embed(det, [exp.train_set.image(i) for i in idx], [predictions[i].boxes for i in idx])
+            frames.append(f)
+            rois += r
+            bar.update(len(idx))
+    frame = np.concatenate(frames) if frames else np.zeros((0, 0), np.float32)
+    seconds = _seconds_since(t0)
+    arrays = embeddings_to_arrays(frame, rois)
+    atomic_write(path, lambda f: np.savez(f, time_s=np.float64(seconds), **arrays))
+    return frame, [r.astype(np.float32) for r in embeddings_from_arrays(arrays)[1]], seconds
+
+
+def _provide_embeddings(exp: Experiment, predictions: list | None) -> dict[str, Any]:
+    frame, rois, seconds = pool_embeddings(exp, exp.context_cycle, predictions)
+    exp.extra_times["embed"] = seconds
+    return {"embeddings": frame, "roi_embeddings": rois}
+
+
 #: ``{need: provider}``: a new need of an acquisition is one entry here (and its name in NEEDS).
 #: "tracks" also predicts the pool: the tracks link the detections of neighbouring frames.
+#: A provider reads the cycle being selected as ``exp.context_cycle``; seconds it spends on the
+#: model go to ``exp.extra_times`` (added to the cycle's prediction time).
 CONTEXT_PROVIDERS: dict[str, Provider] = {
     "predictions": Provider(lambda exp, predictions: {"predictions": predictions}, uses_pool_predictions=True),
     "tracks": Provider(_provide_tracker, uses_pool_predictions=True),
     "ground_truth": Provider(lambda exp, predictions: {"ground_truth": exp.train_set.ground_truth}),
+    "embeddings": Provider(_provide_embeddings, uses_pool_predictions=True),
 }
 
 
@@ -540,6 +614,8 @@ def build_context(exp: Experiment, c: int, state: ALState, predictions: list | N
         class_names=exp.classes, cycle=c, rng=step_rng(exp.seed, c, "acquire"),
         labeled_class_counts=labeled_class_counts(exp, state),
         evaluation={k: exp.eval_options[k] for k in ("score_threshold", "nms_iou", "matching")})
+    exp.context_cycle = c
+    exp.extra_times = {}
     for need in sorted(exp.needs, key=list(CONTEXT_PROVIDERS).index):
         for name, value in CONTEXT_PROVIDERS[need].fields(exp, predictions).items():
             setattr(ctx, name, value)
@@ -577,11 +653,20 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     exp.seed_torch(cycle, kind)
     t0 = time.perf_counter()
     overrides = exp.initial_schedule if (cycle == 0 and kind == "train") else {}
+    hook = None
+    if kind == "train" and "epoch_predictions" in exp.needs and exp.ranks.is_main:
+        # label dispersion: the pool predicted at the end of the last epochs (by rank 0 alone)
+        hook = EpochPredictions(exp, det, overrides)
+    if hook is not None:
+        overrides = {**overrides, "on_epoch_end": hook}
     history = det.train(FrameView(exp.train_set, frames), progress=exp.progress, **overrides)
     seconds = _seconds_since(t0)
     if not exp.ranks.is_main:
         exp.remember_detector(cycle if kind == "train" else None, det)
         return {}
+    if hook is not None:
+        hook.write(exp.wd.path(step, "epoch_predictions.npz"))
+        seconds -= hook.seconds
     det.save(exp.wd.step_dir(step, make=True) / "model.pt")
     losses = [h["loss"] for h in history]
     info = {"time_s": seconds, "frames": len(frames), "iterations": len(history),
@@ -590,6 +675,72 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     exp.wd.write(step, "train.json", info)
     exp.remember_detector(cycle if kind == "train" else None, det)
     return info
+
+
+EPOCH_PREDICTIONS_FORMAT = "vidal-epoch-predictions-v1"
+
+
+class EpochPredictions:
+    """The training's ``on_epoch_end`` hook of the need ``epoch_predictions`` (label dispersion):
+    predicts the whole train split at the end of each of the ``checkpoints`` epochs before the last
+    one (the acquisition's ``checkpoints``; fewer when the schedule is shorter) and writes them,
+    with the seconds they took, to ``cycle_XXX/epoch_predictions.npz`` (plain arrays, one
+    :func:`vidal.detection.base.predictions_to_arrays` set per checkpoint as ``e<j>_<array>``)."""
+
+    def __init__(self, exp: Experiment, det, overrides: dict):
+        self.exp, self.det = exp, det
+        epochs = int(overrides.get("epochs") or getattr(det.config, "epochs", 1))
+        e = int(getattr(exp.acquisition, "checkpoints", 3))
+        self.epochs = list(range(max(0, epochs - 1 - e), epochs - 1))
+        self.sets: list[list] = []
+        self.seconds = 0.0
+
+    def __call__(self, epoch: int, rows) -> None:
+        if epoch not in self.epochs:
+            return
+        t0 = time.perf_counter()
+        self.sets.append(predict_frames(self.det, self.exp.train_set, None, batch_size=self.exp.predict_chunk(self.det),
+                                        progress=self.exp.progress, desc=f"predict pool (epoch {epoch + 1})"))
+        self.seconds += _seconds_since(t0)
+
+    def write(self, path: Path) -> None:
+        from vidal.detection.base import predictions_to_arrays
+
+        arrays = {f"e{j}_{k}": v for j, preds in enumerate(self.sets) for k, v in predictions_to_arrays(preds).items()}
+        atomic_write(path, lambda f: np.savez(f, format=EPOCH_PREDICTIONS_FORMAT, time_s=np.float64(self.seconds),
+                                              epochs=np.array(self.epochs[-len(self.sets):] if self.sets else [],
+                                                              np.int64), **arrays))
+
+
+def read_epoch_predictions(path: Path, n_frames: int) -> tuple[list[list], float]:
+    """``(prediction sets, oldest first; seconds)`` of :class:`EpochPredictions`' file."""
+    from vidal.detection.base import PREDICTION_ARRAYS, predictions_from_arrays
+
+    def load(p: Path):
+        with np.load(p, allow_pickle=False) as z:
+            if str(z["format"]) != EPOCH_PREDICTIONS_FORMAT:
+                raise ValueError(f"not {EPOCH_PREDICTIONS_FORMAT}")
+            sets = [predictions_from_arrays({k: z[f"e{j}_{k}"] for k in PREDICTION_ARRAYS})
+                    for j in range(len(z["epochs"]))]
+            if any(len(s) != n_frames for s in sets):
+                raise ValueError(f"prediction sets do not cover the {n_frames} pool frames")
+            return sets, float(z["time_s"])
+
+    return read_work_file(path, load)
+
+
+def _provide_epoch_predictions(exp: Experiment, predictions: list | None) -> dict[str, Any]:
+    path = exp.wd.path(exp.context_cycle, "epoch_predictions.npz")
+    if not path.is_file():
+        raise ExperimentError(f"{path} missing: cycle {exp.context_cycle} was trained without the epoch predictions "
+                              f"this acquisition needs; delete {path.parent} and rerun with --resume to train it again")
+    sets, seconds = read_epoch_predictions(path, len(exp.train_set))
+    exp.extra_times["epoch_predictions"] = seconds
+    return {"epoch_predictions": sets}
+
+
+#: label dispersion's need: the epoch predictions the training wrote (:class:`EpochPredictions`)
+CONTEXT_PROVIDERS["epoch_predictions"] = Provider(_provide_epoch_predictions)
 
 
 def train_cycle(exp: Experiment, c: int, labeled: np.ndarray) -> dict:
@@ -707,10 +858,13 @@ def score_candidates(exp: Experiment, ctx) -> tuple[np.ndarray, float]:
 
 def select_frames(exp: Experiment, c: int, state: ALState, candidates: np.ndarray,
                   scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """Step 3d: ``(selected frames, seconds)`` under the budget, temporal exclusion and per-video rules."""
+    """Step 3d: ``(selected frames, seconds)`` under the budget, temporal exclusion and per-video
+    rules, by the acquisition's selector (``acquisition.selector``, :mod:`vidal.selectors`; ``topk``
+    is :func:`vidal.selection.select`), in the protocol's budget unit."""
     t0 = time.perf_counter()
-    selected = select(scores, candidates, exp.protocol.budget, state, exp.video_of_frames, k=exp.k,
-                      per_video=exp.per_video, rng=step_rng(exp.seed, c, "select"))
+    selected = exp.selector.select(scores, candidates, exp.protocol.budget, state, exp.video_of_frames, k=exp.k,
+                                   per_video=exp.per_video, rng=step_rng(exp.seed, c, "select"),
+                                   cost=exp.frame_costs(), ctx=exp.context)
     seconds = _seconds_since(t0)
     if len(selected) < exp.protocol.budget:
         exp.log(f"cycle {c}: warning: only {len(selected)} of {exp.protocol.budget} frames could be "
@@ -760,12 +914,14 @@ def acquire(exp: Experiment, c: int, state: ALState) -> Selection:
     if os.environ.get("VIDAL_FAIL_ACQUISITION") == exp.acquisition_name:  # test hook: a run that fails
         raise RuntimeError(f"VIDAL_FAIL_ACQUISITION={exp.acquisition_name}")
     ctx = build_context(exp, c, state, predictions)
+    exp.context = ctx  # the selector reads it (embeddings)
     scores, t_acquire = score_candidates(exp, ctx)
     selected, t_select = select_frames(exp, c, state, ctx.candidates, scores)
     errors, t_more = real_errors(exp, det, selected, predictions)
     pos = np.searchsorted(ctx.candidates, selected)
+    t_model = t_predict + t_more + sum(exp.extra_times.values())
     sel = Selection(ctx.candidates, scores, selected, scores[pos], errors[:, 0], errors[:, 1], exp.protocol.budget,
-                    np.array([t_predict + t_more, t_acquire, t_select]), candidate_logs(ctx.log, ctx.candidates))
+                    np.array([t_model, t_acquire, t_select]), candidate_logs(ctx.log, ctx.candidates))
     exp.wd.write_selection(c, sel)
     return sel
 
@@ -789,7 +945,8 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
     train = exp.wd.read(c, "train.json")
     n = int(state.labeled_mask.sum())
     row = {"cycle": c, "acquisition": exp.acquisition_name, "seed": exp.seed,
-           "labeled": n, "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
+           "labeled": n, "labeled_boxes": int(exp.box_counts()[state.labeled].sum()),
+           "labeled_fraction": n / len(exp.train_set), "pool_frames": len(exp.train_set),
            "mAP": ev["mAP"], "AP": ev["AP"],
            "mAP_all_scores": ev.get("mAP_all_scores"), "AP_all_scores": ev.get("AP_all_scores"),
            "time_train_s": train["time_s"], "time_evaluate_s": ev["time_s"],
@@ -799,6 +956,10 @@ def cycle_row(exp: Experiment, c: int, state: ALState, ev: dict, sel: Selection 
            "log": {}}
     if sel is not None:
         row.update(sel.row())
+        costs = exp.frame_costs()
+        if costs is not None:  # al.budget_unit="boxes": budget and shortfall in boxes
+            spent = float(costs[sel.selected].sum()) if len(sel.selected) else 0.0
+            row.update(selected_cost=spent, shortfall=max(0.0, sel.budget - spent))
     return row
 
 
@@ -809,7 +970,8 @@ def run_cycle(exp: Experiment, c: int) -> bool:
     state = wd.load_state(c, len(exp.train_set))
     if wd.finished(c):
         return True
-    if c == 0 and exp.cycle0_from is not None and not wd.path(0, "train.json").is_file():
+    if c == 0 and exp.cycle0_from is not None and not wd.path(0, "train.json").is_file() \
+            and "epoch_predictions" not in exp.needs:  # those come from training: cycle 0 is trained here
         exp.import_cycle0()
     if not wd.trained(c):
         train_cycle(exp, c, state.labeled)
@@ -930,16 +1092,42 @@ class Experiment:
                               f"{self.test_set.classes}")
         self.classes = list(self.train_set.classes)
         self.num_classes = len(self.classes)
-        self.protocol = resolve_protocol(cfg, len(self.train_set))
+        self._box_counts = None
+        self.protocol = resolve_protocol(cfg, len(self.train_set), total_cost=self._total_cost(cfg))
         self.initial_schedule = al_section(cfg)["initial_schedule"]
         sel = dict(getattr(self.acquisition, "selection", {}) or {})
         self.k = int(sel.get("k", self.protocol.k))
         self.per_video = bool(sel.get("per_video", self.protocol.per_video))
         self.video_of_frames = self.train_set.video_of_frames()
+        from vidal.selectors import TopK
+
+        self.selector = getattr(self.acquisition, "selector", None) or TopK()
+        self.context = None  # the acquisition context of the cycle being selected
+        self.context_cycle = -1  # the cycle whose context the providers fill
+        self.extra_times: dict[str, float] = {}  # seconds the providers spent on the model (embeddings)
 
     @property
     def work_dir(self) -> Path:
         return self.wd.root
+
+    # ---- annotation cost (al.budget_unit)
+    def box_counts(self) -> np.ndarray:
+        """int64 ``[N]``: ground-truth boxes of every train-split frame (read once)."""
+        if self._box_counts is None:
+            self._box_counts = np.array([len(self.train_set.ground_truth(i)["labels"])
+                                         for i in range(len(self.train_set))], np.int64)
+        return self._box_counts
+
+    def _total_cost(self, cfg: dict) -> float | None:
+        if al_section(cfg)["budget_unit"] != "boxes":
+            return None
+        return float(frame_costs(self.box_counts(), "boxes").sum())
+
+    def frame_costs(self) -> np.ndarray | None:
+        """Per-frame costs of the budget (:func:`vidal.selection.frame_costs`; None: frames)."""
+        if self.protocol.budget_unit == "frames":
+            return None
+        return frame_costs(self.box_counts(), self.protocol.budget_unit)
 
     @property
     def acquisition_name(self) -> str:

@@ -72,3 +72,4 @@ class Registry:
 DETECTORS = Registry("detector")
 TRACKERS = Registry("tracker")
 ACQUISITIONS = Registry("acquisition")
+SELECTORS = Registry("selector")

@@ -83,7 +83,8 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 PRETTY = {"random": "Random", "random_r": "Random+R", "least_confidence": "Least confidence",
           "margin": "Margin sampling", "entropy": "Entropy", "oracle_fp": "Oracle (FP)",
-          "oracle_fn": "Oracle (FN)", "temporal_coherence": "Temporal coherence"}
+          "oracle_fn": "Oracle (FN)", "temporal_coherence": "Temporal coherence",
+          "label_dispersion": "Label dispersion"}
 #: Table order (thesis Table 2.2); unknown names follow, alphabetically.
 ORDER = list(PRETTY)
 
@@ -104,12 +105,19 @@ def method_label(cfg: dict[str, Any]) -> str:
     ``... · mmdet`` for runs of a detector backend other than torchvision's."""
     acq = dict(cfg.get("acquisition", {}))
     name = str(acq.pop("name", "?"))
+    selector = acq.pop("selector", None)
     label = PRETTY.get(name, name)
     tracker = cfg.get("tracker")
     if name == "temporal_coherence" and isinstance(tracker, dict) and tracker.get("name"):
         label += f" [{tracker['name']}]"
     args = ", ".join(f"{k}={v}" for k, v in sorted(acq.items()) if v not in (None, False))
     label = f"{label} ({args})" if args else label
+    if isinstance(selector, dict) and selector.get("name", "topk") != "topk":  # issue 17: + kcenter (m=4)
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()) if k != "name" and v not in (None, False))
+        label += f" + {selector['name']}" + (f" ({opts})" if opts else "")
+    budget_unit = (cfg.get("al") or {}).get("budget_unit", "frames")
+    if budget_unit != "frames":
+        label += f" [budget in {budget_unit}]"
     backend = (cfg.get("detector") or {}).get("backend", "torchvision_frcnn")
     if backend != "torchvision_frcnn":  # runs of another detector backend are another method
         label += f" · {backend}"
@@ -178,11 +186,122 @@ def curves(runs: list[Run]) -> dict[str, dict[str, np.ndarray]]:
         n_cycles = min(len(r.rows) for r in rs)
         cyc = np.arange(n_cycles)
         labeled = np.array([np.mean([r.rows[c]["labeled"] for r in rs]) for c in cyc])
+        boxes = np.array([np.mean([labeled_boxes(r)[c] for r in rs]) for c in cyc])
         frac = np.array([np.mean([r.rows[c]["labeled_fraction"] for r in rs]) for c in cyc])
         st = [_stats([_nan(r.rows[c]["mAP"]) for r in rs]) for c in cyc]
-        out[label] = {"cycle": cyc, "labeled": labeled, "fraction": frac, "mean": np.array([s[0] for s in st]),
+        out[label] = {"cycle": cyc, "labeled": labeled, "boxes": boxes, "fraction": frac, "mean": np.array([s[0] for s in st]),
                       "std": np.array([s[1] for s in st]), "n": len(rs)}
     return out
+
+
+_BOX_COUNTS: dict[str, np.ndarray] = {}
+
+
+def labeled_boxes(run: Run) -> list[float]:
+    """Labeled ground-truth boxes per cycle of ``run``: the rows' ``labeled_boxes`` (issue 17), or
+    for older runs counted from the run's ``state_cycle_XXX.npz`` and the train split of its config
+    snapshot (NaN where neither is available)."""
+    if all("labeled_boxes" in r for r in run.rows):
+        return [float(r["labeled_boxes"]) for r in run.rows]
+    out = []
+    path = str((run.config.get("dataset") or {}).get("train", ""))
+    try:
+        if path not in _BOX_COUNTS:
+            from vidal.data import VideoDataset
+
+            ds = VideoDataset(path)
+            _BOX_COUNTS[path] = np.array([len(ds.ground_truth(i)["labels"]) for i in range(len(ds))], np.int64)
+            ds.close()
+        counts = _BOX_COUNTS[path]
+        for r in run.rows:
+            with np.load(run.path / f"state_cycle_{int(r['cycle']):03d}.npz", allow_pickle=False) as z:
+                out.append(float(counts[z["cycle_of"] >= 0].sum()))
+    except Exception:  # noqa: BLE001 - a moved dataset or a missing state: the curve point is unknown
+        return [float(r["labeled_boxes"]) if "labeled_boxes" in r else math.nan for r in run.rows]
+    return out
+
+
+def _train_split_labels(run: Run):
+    """``(class names, per-frame int64 label arrays)`` of the train split of ``run``'s config (cached)."""
+    path = str((run.config.get("dataset") or {}).get("train", ""))
+    key = "labels:" + path
+    if key not in _BOX_COUNTS:
+        from vidal.data import VideoDataset
+
+        try:
+            ds = VideoDataset(path)
+        except Exception as e:  # noqa: BLE001 - a moved or missing split: one line
+            raise ReportError(f"{run.path}: cannot open its train split {path!r} ({type(e).__name__}); "
+                              f"run from the folder the grid ran in") from None
+        _BOX_COUNTS[key] = (list(ds.classes), [np.asarray(ds.ground_truth(i)["labels"], np.int64)
+                                               for i in range(len(ds))])
+        ds.close()
+    return _BOX_COUNTS[key]
+
+
+def labeled_class_histogram(run: Run, cycle: int | None = None) -> dict[str, int]:
+    """Ground-truth boxes per class in the labeled set of ``cycle`` (default: the last row's), from
+    the run's ``state_cycle_XXX.npz`` and its train split."""
+    names, labels = _train_split_labels(run)
+    c = int(run.rows[-1]["cycle"]) if cycle is None else int(cycle)
+    path = run.path / f"state_cycle_{c:03d}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            chosen = np.flatnonzero(z["cycle_of"] >= 0)
+    except (OSError, KeyError, ValueError) as e:
+        raise ReportError(f"{path}: unreadable ({type(e).__name__}); rerun the run with --resume") from None
+    counts = np.zeros(len(names) + 1, np.int64)
+    for i in chosen:
+        counts += np.bincount(labels[int(i)], minlength=len(names) + 1)[:len(names) + 1]
+    return {n: int(counts[j + 1]) for j, n in enumerate(names)}
+
+
+def histogram_entropy(counts) -> float:
+    """Entropy (nats) of a class histogram; ``log(C)`` when uniform over ``C`` classes."""
+    c = np.asarray(list(counts.values()) if isinstance(counts, dict) else counts, np.float64)
+    p = c[c > 0] / c.sum() if c.sum() > 0 else np.zeros(0)
+    return float(-(p * np.log(p)).sum())
+
+
+def class_balance_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per method (mean ± std over seeds, at the last cycle every seed reached): the labeled boxes
+    per class, the entropy of that histogram, and the AP of the rarest class of the pool (fewest
+    ground-truth boxes, at least one) in both metrics (``AP``, ``AP_all_scores``)."""
+    out = []
+    for label, rs in group(runs).items():
+        last = min(len(r.rows) for r in rs) - 1
+        hists = [labeled_class_histogram(r, r.rows[last]["cycle"]) for r in rs]
+        names, frame_labels = _train_split_labels(rs[0])
+        pool = np.bincount(np.concatenate(frame_labels) if frame_labels else np.zeros(0, np.int64),
+                           minlength=len(names) + 1)[1:]
+        present = [j for j in range(len(names)) if pool[j] > 0]
+        rare = names[min(present, key=lambda j: pool[j])] if present else None
+        ent = _stats([histogram_entropy(h) for h in hists])
+        row = {"method": label, "seeds": len(rs), "cycle": int(rs[0].rows[last]["cycle"]),
+               "labeled": float(np.mean([r.rows[last]["labeled"] for r in rs])),
+               "boxes": {n: _stats([h[n] for h in hists]) for n in names}, "entropy": ent, "rare_class": rare}
+        for key in ("AP", "AP_all_scores"):
+            row[f"rare_{key}"] = _stats([_nan((r.rows[last].get(key) or {}).get(rare)) for r in rs]) if rare \
+                else (math.nan, math.nan)
+        out.append(row)
+    return out
+
+
+def class_balance_markdown(rows: list[dict[str, Any]]) -> str:
+    """:func:`class_balance_table` as a markdown table."""
+    if not rows:
+        return ""
+    names = list(rows[0]["boxes"])
+    rare = rows[0]["rare_class"]
+    head = ("| Method | Seeds | Labeled frames | " + " | ".join(f"{n} boxes" for n in names)
+            + f" | Histogram entropy (nats) | {rare} AP@0.5 (every detection) | {rare} AP@0.5 (scores >= 0.5) |")
+    lines = [head, "|" + "---|" * (6 + len(names))]
+    f = lambda ms, d=1: f"{ms[0]:.{d}f} ± {ms[1]:.{d}f}"  # noqa: E731
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['seeds']} | {r['labeled']:.0f} | "
+                     + " | ".join(f(r["boxes"][n]) for n in names)
+                     + f" | {f(r['entropy'], 3)} | {f(r['rare_AP_all_scores'], 3)} | {f(r['rare_AP'], 3)} |")
+    return "\n".join(lines) + "\n"
 
 
 def reference_stats(runs: list[Run]) -> tuple[float, float, int]:
@@ -193,19 +312,24 @@ def reference_stats(runs: list[Run]) -> tuple[float, float, int]:
 
 
 def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: str | None = None) -> Path:
-    """mAP@0.5 vs labeled frames (``x="labeled"``) or labeled fraction in % (``"fraction"``), one
+    """mAP@0.5 vs labeled frames (``x="labeled"`` / ``"frames"``), labeled boxes (``"boxes"``) or
+    labeled fraction in % (``"fraction"``), one
     curve per method with a ±std band, the all-data reference dashed (like thesis Fig. 2.4)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if x not in ("labeled", "fraction"):
-        raise ReportError(f"x must be 'labeled' or 'fraction', got {x!r}")
+    x = "labeled" if x == "frames" else x
+    if x not in ("labeled", "fraction", "boxes"):
+        raise ReportError(f"x must be 'frames' (or 'labeled'), 'boxes' or 'fraction', got {x!r}")
     cs = curves(runs)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, c in cs.items():
-        xs = c["labeled"] if x == "labeled" else 100 * c["fraction"]
+        xs = {"labeled": c["labeled"], "boxes": c["boxes"], "fraction": 100 * c["fraction"]}[x]
+        if np.isnan(xs).any():
+            raise ReportError(f"{label}: labeled boxes unknown for some cycle (no labeled_boxes in its metrics rows "
+                              f"and its states or train split cannot be read); plot with --x frames")
         line, = ax.plot(xs, c["mean"], marker="o", ms=4, label=f"{label} (n={c['n']})")
         ax.fill_between(xs, c["mean"] - c["std"], c["mean"] + c["std"], color=line.get_color(), alpha=0.2, lw=0)
     rm, rs, rn = reference_stats(runs)
@@ -213,7 +337,8 @@ def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: 
         ax.axhline(rm, color="k", ls="--", lw=1, label=f"All data (n={rn})")
         if rs > 0:
             ax.axhspan(rm - rs, rm + rs, color="k", alpha=0.08, lw=0)
-    ax.set_xlabel("labeled frames" if x == "labeled" else "labeled frames (% of the pool)")
+    ax.set_xlabel({"labeled": "labeled frames", "boxes": "labeled boxes (ground truth)",
+                   "fraction": "labeled frames (% of the pool)"}[x])
     ax.set_ylabel("mAP@0.5")
     ax.set_title(title or "Active learning: mean ± std over seeds")
     ax.grid(alpha=0.3)

@@ -182,22 +182,26 @@ def _block(blocked: np.ndarray, f: int, video_of_frames: np.ndarray, k: int) -> 
     blocked[lo:hi] |= seg
 
 
-def select(scores, candidates, budget: int, state: ALState | np.ndarray, video_of_frames, *, k: int = 0,
-           per_video: bool = False, rng: np.random.Generator) -> np.ndarray:
+def select(scores, candidates, budget: float, state: ALState | np.ndarray, video_of_frames, *, k: int = 0,
+           per_video: bool = False, rng: np.random.Generator, cost=None) -> np.ndarray:
     """Choose up to ``budget`` frames among ``candidates`` (module docstring for the rules).
 
     Args:
         scores: float ``[K]``, aligned with ``candidates``; higher is chosen first; must be finite.
         candidates: int ``[K]`` distinct flat frame ids (unlabeled ones; labeled ones are ignored).
-        budget: frames to choose.
+        budget: frames to choose, or with ``cost`` the cost units to spend.
         state: the :class:`ALState` (or a bool labeled mask ``[N]``) before this selection.
         video_of_frames: int ``[N]`` video index of every flat frame (frames of a video contiguous).
         k: temporal exclusion radius in frames (0: off).
         per_video: round-robin over videos (see module docstring).
         rng: seeded generator for the tie-breaking permutation.
+        cost: float ``[N]`` cost of every frame (``al.budget_unit="boxes"``: its boxes, at least 1;
+            :func:`frame_costs`), or None: every frame costs 1 (a budget in frames). Frames are
+            taken in the order of the rules while the spent cost is below ``budget`` (the last one
+            may overshoot by less than its own cost).
 
     Returns:
-        int64 ``[<= budget]`` chosen frame ids, in the order they were chosen.
+        int64 chosen frame ids, in the order they were chosen.
     """
     scores = np.asarray(scores, np.float64).reshape(-1)
     candidates = np.asarray(candidates, np.int64).reshape(-1)
@@ -215,7 +219,9 @@ def select(scores, candidates, budget: int, state: ALState | np.ndarray, video_o
         raise ValueError("candidates must be distinct")
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    budget = int(budget)
+    unit = cost is None
+    cost = check_cost(cost, len(vof))
+    budget = int(budget) if unit else float(budget)
     if budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
 
@@ -225,15 +231,17 @@ def select(scores, candidates, budget: int, state: ALState | np.ndarray, video_o
     order = np.lexsort((tie, -scores))
     ranked = candidates[order]
     chosen: list[int] = []
+    spent = 0.0
     if budget == 0 or not len(ranked):
         picked = np.zeros(0, np.int64)
     elif not per_video:
         for f in ranked:
-            if len(chosen) == budget:
+            if spent >= budget:
                 break
             if blocked[f]:
                 continue
             chosen.append(int(f))
+            spent += cost[f]
             _block(blocked, int(f), vof, k)
         picked = np.asarray(chosen, np.int64)
     else:
@@ -246,7 +254,7 @@ def select(scores, candidates, budget: int, state: ALState | np.ndarray, video_o
         rank_of[ranked] = np.arange(len(ranked))
         ptr = dict.fromkeys(by_video, 0)
         active = sorted(by_video)
-        while len(chosen) < budget and active:
+        while spent < budget and active:
             offers = []
             still = []
             for v in active:
@@ -260,15 +268,48 @@ def select(scores, candidates, budget: int, state: ALState | np.ndarray, video_o
             active = still
             offers.sort(key=lambda f: rank_of[f])
             for f in offers:
-                if len(chosen) == budget:
+                if spent >= budget:
                     break
                 chosen.append(f)
+                spent += cost[f]
                 _block(blocked, f, vof, k)  # one offer per video: cannot block another offer
         picked = np.asarray(chosen, np.int64)
-    if len(picked) < budget:
+    warn_shortfall(picked, budget, cost, k, unit)
+    return picked
+
+
+def check_cost(cost, n: int) -> np.ndarray:
+    """float64 ``[n]`` frame costs (None: all 1); they must be finite and > 0."""
+    if cost is None:
+        return np.ones(n, np.float64)
+    cost = np.asarray(cost, np.float64).reshape(-1)
+    if len(cost) != n:
+        raise ValueError(f"cost has {len(cost)} entries, the pool {n} frames")
+    if not np.all(np.isfinite(cost)) or (len(cost) and cost.min() <= 0):
+        raise ValueError("frame costs must be finite and > 0")
+    return cost
+
+
+def warn_shortfall(picked: np.ndarray, budget: float, cost: np.ndarray, k: int, unit: bool) -> None:
+    """Log a warning when the selection could not spend its budget (the exclusion left too few frames)."""
+    spent = float(cost[picked].sum()) if len(picked) else 0.0
+    if unit and len(picked) < budget:
         log.warning("selection: only %d eligible frames for a budget of %d (temporal exclusion k=%d "
                     "leaves no more); selected %d", len(picked), budget, k, len(picked))
-    return picked
+    elif not unit and spent < budget:
+        log.warning("selection: the eligible frames cost %g of a budget of %g (temporal exclusion k=%d "
+                    "leaves no more); selected %d", spent, budget, k, len(picked))
+
+
+def frame_costs(box_counts, unit: str) -> np.ndarray | None:
+    """Per-frame costs of a budget in ``unit``: None for ``"frames"`` (every frame costs 1), the
+    number of boxes for ``"boxes"`` with at least 1 (an empty frame still has to be looked at;
+    FOCAL's measured annotation times grow with the boxes of a frame)."""
+    if unit == "frames":
+        return None
+    if unit == "boxes":
+        return np.maximum(np.asarray(box_counts, np.float64).reshape(-1), 1.0)
+    raise ValueError(f"budget unit must be 'frames' or 'boxes', got {unit!r}")
 
 
 def initial_labeled(n_frames: int, count: int, video_of_frames, *, seed: int, k: int = 0,

@@ -20,8 +20,12 @@ from vidal.detection.base import Predictions
 #: What an acquisition may ask the loop for.
 #: ``predictions``: detector output on every frame of the pool split;
 #: ``tracks``: a :class:`vidal.tracking.base.Tracker` built for the pool split;
-#: ``ground_truth``: the per-frame ground truth (oracles only, thesis 2.3.1).
-NEEDS = frozenset({"predictions", "tracks", "ground_truth"})
+#: ``ground_truth``: the per-frame ground truth (oracles only, thesis 2.3.1);
+#: ``embeddings``: the detector's frame embeddings and per-detection RoI features on the pool split
+#: (:mod:`vidal.detection.embeddings`; diversity selectors, issue 17);
+#: ``epoch_predictions``: the pool predicted at the end of each of the last epochs of the cycle's
+#: training (label dispersion, thesis ch. 3).
+NEEDS = frozenset({"predictions", "tracks", "ground_truth", "embeddings", "epoch_predictions"})
 
 
 @dataclass
@@ -47,6 +51,12 @@ class AcquisitionContext:
         log: an acquisition may put per-frame figures here (e.g. estimated #FP / #FN as arrays
             aligned with ``candidates``); the loop stores them with the cycle's selection and puts
             their mean over the selected frames in the metrics row.
+        embeddings: when ``"embeddings"`` is needed, float32 ``[len(dataset), D]`` frame embeddings
+            (pooled FPN features of the cycle's model); roi_embeddings: float32 ``[n_i, R]`` per
+            frame, one row per detection of ``predictions[i]`` (the RoI head's features).
+        epoch_predictions: when ``"epoch_predictions"`` is needed, a list of ``E`` prediction lists
+            (one per checkpoint, oldest first, each like ``predictions``) made at the end of the
+            last ``E`` epochs of the cycle's training; the last one is the final model's.
         evaluation: the config's evaluation options (``score_threshold``, ``nms_iou``; thesis
             2.5.1: 0.5 and 0.5), for acquisitions that count errors at the evaluation threshold.
     """
@@ -64,6 +74,9 @@ class AcquisitionContext:
     labeled_class_counts: np.ndarray | None = None
     log: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
+    roi_embeddings: Sequence[np.ndarray] | None = None
+    epoch_predictions: Sequence[Sequence[Predictions]] | None = None
 
 
 @runtime_checkable
