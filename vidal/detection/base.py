@@ -157,7 +157,9 @@ class Detector(Protocol):
     ``schedule.fit``, batched prediction, checkpoints); ``tests/double_detector.py`` implements it
     without torch. ``train`` fine-tunes in place from the current weights (thesis 2.5.1: each
     cycle starts from the model of the previous cycle); schedule arguments left ``None`` come from
-    the backend's config. ``predict`` never changes the weights.
+    the backend's config. ``predict`` never changes the weights. Optional: ``embed(images, boxes)``
+    (frame and RoI features, :mod:`vidal.detection.embeddings`), for acquisitions that need
+    ``embeddings``; both torch backends have it.
     """
 
     backend: str               # its name in vidal.registry.DETECTORS, stored in its checkpoints

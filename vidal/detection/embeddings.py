@@ -14,9 +14,11 @@
   model-zoo R50).
 
 The image goes through the same resize and normalisation as in ``predict`` (one backbone pass;
-no RPN, no NMS), so the features are those the detections came from. Dispatch is on
-``detector.backend``; a detector with its own ``embed(images, boxes)`` method (the test double,
-and later the backends' classes) is used as is. Nothing here changes the weights.
+no RPN, no NMS), so the features are those the detections came from. Every detector that can
+embed has an ``embed(images, boxes)`` method: the torch backends through
+``TorchDetector.embed`` (batches of ``predict_batch_size``) and their ``embed_batch``, which calls
+:func:`embed_torchvision_batch` / :func:`embed_mmdet_batch` here; the test double its own. Nothing
+here changes the weights.
 """
 
 from __future__ import annotations
@@ -32,19 +34,16 @@ def embed(detector, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
           ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(frame embeddings float32 [B, D], [RoI features float32 [n_i, R]])`` of ``images``
     (uint8 ``[H, W, 3]`` RGB) and ``boxes`` (float ``[n_i, 4]`` x1 y1 x2 y2 in the image's pixels,
-    e.g. the frame's detections)."""
+    e.g. the frame's detections), through the detector's ``embed`` (both torch backends:
+    :meth:`vidal.detection.torch_detector.TorchDetector.embed`, in prediction batches)."""
     if len(images) != len(boxes):
         raise ValueError(f"embed: {len(images)} images and {len(boxes)} box arrays")
     own = getattr(detector, "embed", None)
-    if callable(own):
-        return own(images, boxes)
-    backend = getattr(detector, "backend", None)
-    if backend == "torchvision_frcnn":
-        return _embed_torchvision(detector, images, boxes)
-    if backend == "mmdet":
-        return _embed_mmdet(detector, images, boxes)
-    raise ValueError(f"embeddings: no feature extraction for detector backend {backend!r}; "
-                     f"valid: {', '.join(BACKENDS)}")
+    if not callable(own):
+        raise ValueError(f"embeddings: detector backend {getattr(detector, 'backend', None)!r} has no embed(images, "
+                         f"boxes) method (valid: {', '.join(BACKENDS)}); choose an acquisition without the "
+                         f"embeddings need")
+    return own(images, boxes)
 
 
 def _pool_levels(levels, valid_hw: list[tuple[int, int]], padded_hw: tuple[int, int]):
@@ -73,35 +72,30 @@ def _split(feats, counts: list[int]) -> list[np.ndarray]:
     return out
 
 
-def _embed_torchvision(detector, images, boxes) -> tuple[np.ndarray, list[np.ndarray]]:
+def embed_torchvision_batch(detector, images, boxes) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One batch of :func:`embed` for the torchvision backend (eval mode, under ``no_grad``)."""
     import torch
 
     from vidal.detection.torchvision_frcnn import _to_tensor
 
     model, device = detector.model, detector.device
-    model.eval()
-    frames, rois = [], []
-    bs = max(1, int(getattr(detector.config, "predict_batch_size", 8)))
-    with torch.no_grad():
-        for s in range(0, len(images), bs):
-            chunk, chunk_boxes = images[s:s + bs], boxes[s:s + bs]
-            tensors = [_to_tensor(im).to(device) for im in chunk]
-            image_list, _ = model.transform(tensors)
-            feats = model.backbone(image_list.tensors)
-            sizes = [tuple(int(v) for v in hw) for hw in image_list.image_sizes]
-            frames.append(_pool_levels(list(feats.values()), sizes, tuple(image_list.tensors.shape[-2:])))
-            scaled = []
-            for im, b, (h, w) in zip(chunk, chunk_boxes, sizes):
-                oh, ow = np.asarray(im).shape[:2]
-                f = np.array([w / ow, h / oh, w / ow, h / oh], np.float32)
-                scaled.append(torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4) * f, device=device))
-            counts = [len(b) for b in scaled]
-            if sum(counts):
-                x = model.roi_heads.box_roi_pool(feats, scaled, image_list.image_sizes)
-                rois += _split(model.roi_heads.box_head(x), counts)
-            else:
-                rois += [np.zeros((0, _box_head_width(model)), np.float32) for _ in counts]
-    return torch.cat(frames).float().cpu().numpy().astype(np.float32), rois
+    tensors = [_to_tensor(im).to(device) for im in images]
+    image_list, _ = model.transform(tensors)
+    feats = model.backbone(image_list.tensors)
+    sizes = [tuple(int(v) for v in hw) for hw in image_list.image_sizes]
+    frames = _pool_levels(list(feats.values()), sizes, tuple(image_list.tensors.shape[-2:]))
+    scaled = []
+    for im, b, (h, w) in zip(images, boxes, sizes):
+        oh, ow = np.asarray(im).shape[:2]
+        f = np.array([w / ow, h / oh, w / ow, h / oh], np.float32)
+        scaled.append(torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4) * f, device=device))
+    counts = [len(b) for b in scaled]
+    if sum(counts):
+        x = model.roi_heads.box_roi_pool(feats, scaled, image_list.image_sizes)
+        rois = _split(model.roi_heads.box_head(x), counts)
+    else:
+        rois = [np.zeros((0, _box_head_width(model)), np.float32) for _ in counts]
+    return frames.float().cpu().numpy().astype(np.float32), rois
 
 
 def _box_head_width(model) -> int:
@@ -109,37 +103,31 @@ def _box_head_width(model) -> int:
     return int(last[-1].out_features) if last else 0
 
 
-def _embed_mmdet(detector, images, boxes) -> tuple[np.ndarray, list[np.ndarray]]:
+def embed_mmdet_batch(detector, images, boxes) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One batch of :func:`embed` for the mmdet backend (eval mode, under ``no_grad``)."""
     import torch
     from mmdet.structures.bbox import bbox2roi
 
     model = detector.model
-    model.eval()
-    frames, rois = [], []
-    bs = max(1, int(getattr(detector.config, "predict_batch_size", 8)))
     head = model.roi_head
-    with torch.no_grad():
-        for s in range(0, len(images), bs):
-            chunk_boxes = boxes[s:s + bs]
-            data = detector._batch(images[s:s + bs], training=False)
-            inputs, samples = data["inputs"], data["data_samples"]
-            feats = model.extract_feat(inputs)
-            sizes = [tuple(int(v) for v in smp.metainfo["img_shape"]) for smp in samples]
-            frames.append(_pool_levels(list(feats), sizes, tuple(inputs.shape[-2:])))
-            scaled = []
-            for b, smp in zip(chunk_boxes, samples):
-                sx, sy = smp.metainfo["scale_factor"]
-                f = np.array([sx, sy, sx, sy], np.float32)
-                scaled.append(torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4) * f, device=inputs.device))
-            counts = [len(b) for b in scaled]
-            extractor = head.bbox_roi_extractor
-            width = _mmdet_head_width(head)
-            if sum(counts):
-                x = extractor(feats[:extractor.num_inputs], bbox2roi(scaled))
-                rois += _split(_mmdet_shared_fcs(head.bbox_head, x), counts)
-            else:
-                rois += [np.zeros((0, width), np.float32) for _ in counts]
-    return torch.cat(frames).float().cpu().numpy().astype(np.float32), rois
+    data = detector._batch(images, training=False)
+    inputs, samples = data["inputs"], data["data_samples"]
+    feats = model.extract_feat(inputs)
+    sizes = [tuple(int(v) for v in smp.metainfo["img_shape"]) for smp in samples]
+    frames = _pool_levels(list(feats), sizes, tuple(inputs.shape[-2:]))
+    scaled = []
+    for b, smp in zip(boxes, samples):
+        sx, sy = smp.metainfo["scale_factor"]
+        f = np.array([sx, sy, sx, sy], np.float32)
+        scaled.append(torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4) * f, device=inputs.device))
+    counts = [len(b) for b in scaled]
+    extractor = head.bbox_roi_extractor
+    if sum(counts):
+        x = extractor(feats[:extractor.num_inputs], bbox2roi(scaled))
+        rois = _split(_mmdet_shared_fcs(head.bbox_head, x), counts)
+    else:
+        rois = [np.zeros((0, _mmdet_head_width(head)), np.float32) for _ in counts]
+    return frames.float().cpu().numpy().astype(np.float32), rois
 
 
 def _mmdet_shared_fcs(bbox_head, x):

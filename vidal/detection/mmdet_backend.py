@@ -385,6 +385,11 @@ class MMDetDetector(TorchDetector):
         data = self._batch(images, training=False)
         return [_predictions(r, self.num_classes) for r in self.model(**data, mode="predict")]
 
+    def embed_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]):
+        from vidal.detection.embeddings import embed_mmdet_batch
+
+        return embed_mmdet_batch(self, images, boxes)
+
     # ---- checkpoints
     def checkpoint_extra(self) -> dict[str, Any]:
         import mmdet

@@ -191,6 +191,25 @@ class TorchDetector:
                 out += self.predict_batch(images[start:start + size])
         return out
 
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Frame embeddings float32 ``[B, D]`` and RoI features (float32 ``[n_i, R]`` per image) at
+        ``boxes`` (``[n_i, 4]`` in each image's pixels), the features the detections come from
+        (shapes: :mod:`vidal.detection.embeddings`), in batches of ``config.predict_batch_size``."""
+        self.model.eval()
+        frames, rois = [], []
+        size = self.config.predict_batch_size
+        with torch.no_grad():
+            for start in range(0, len(images), size):
+                f, r = self.embed_batch(images[start:start + size], boxes[start:start + size])
+                frames.append(f)
+                rois += r
+        return (np.concatenate(frames) if frames else np.zeros((0, 0), np.float32)), rois
+
+    def embed_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+                    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One batch of :meth:`embed` (a backend that serves the ``embeddings`` need supplies it)."""
+        raise NotImplementedError(f"the {self.backend} backend gives no embeddings")
+
     # ---- checkpoints
     def checkpoint(self) -> dict:
         """The ``vidal-detector-v1`` dict: format, backend, architecture, classes, config, tensors."""

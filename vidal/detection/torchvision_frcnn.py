@@ -484,6 +484,11 @@ class FasterRCNNDetector(TorchDetector):
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         return predictions_of(self.model, images, self.device, num_classes=self.num_classes)
 
+    def embed_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]):
+        from vidal.detection.embeddings import embed_torchvision_batch
+
+        return embed_torchvision_batch(self, images, boxes)
+
     # ---- checkpoints
     @staticmethod
     def _check(path, ckpt: dict, backbone: str | None, num_classes: int | None) -> None:
