@@ -85,5 +85,5 @@ def test_unknown_backend_is_one_line():
         backend = "yolo"
 
     with pytest.raises(ValueError, match=r"detector backend 'yolo' has no embed\(images, boxes\) method \(valid: "
-                                         "torchvision_frcnn, mmdet\)"):
+                                         r"torchvision_frcnn, mmdet\)"):
         embed(Other(), [np.zeros((4, 4, 3), np.uint8)], [np.zeros((0, 4))])
