@@ -49,7 +49,7 @@ import logging
 import numpy as np
 
 from vidal.registry import SELECTORS
-from vidal.selection import ALState, check_cost, neighbours_mask, warn_shortfall
+from vidal.selection import ALState, check_cost, neighbours_mask, scores_and_candidates, warn_shortfall
 
 log = logging.getLogger("vidal.selection")
 
@@ -121,13 +121,8 @@ class ClassBalanced:
 
     def select(self, scores, candidates, budget, state, video_of_frames, *, k: int = 0, per_video: bool = False,
                rng: np.random.Generator, cost=None, ctx=None) -> np.ndarray:
-        scores = np.asarray(scores, np.float64).reshape(-1)
-        candidates = np.asarray(candidates, np.int64).reshape(-1)
+        scores, candidates = scores_and_candidates(scores, candidates)
         vof = np.asarray(video_of_frames, np.int64).reshape(-1)
-        if len(scores) != len(candidates):
-            raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
-        if not np.all(np.isfinite(scores)):
-            raise ValueError("scores must be finite")
         if ctx is None or getattr(ctx, "predictions", None) is None:
             raise ValueError("selector class_balanced: the context has no predictions (the need 'predictions')")
         labeled = state.labeled_mask if isinstance(state, ALState) else np.asarray(state, bool)

@@ -182,6 +182,18 @@ def _block(blocked: np.ndarray, f: int, video_of_frames: np.ndarray, k: int) -> 
     blocked[lo:hi] |= seg
 
 
+def scores_and_candidates(scores, candidates) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` as float64 ``[K]`` and ``candidates`` as int64 ``[K]``, checked: as many scores
+    as candidates, every score finite (a ``ValueError`` otherwise). Every selector starts here."""
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    candidates = np.asarray(candidates, np.int64).reshape(-1)
+    if len(scores) != len(candidates):
+        raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite")
+    return scores, candidates
+
+
 def select(scores, candidates, budget: float, state: ALState | np.ndarray, video_of_frames, *, k: int = 0,
            per_video: bool = False, rng: np.random.Generator, cost=None) -> np.ndarray:
     """Choose up to ``budget`` frames among ``candidates`` (module docstring for the rules).
@@ -203,16 +215,11 @@ def select(scores, candidates, budget: float, state: ALState | np.ndarray, video
     Returns:
         int64 chosen frame ids, in the order they were chosen.
     """
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    candidates = np.asarray(candidates, np.int64).reshape(-1)
+    scores, candidates = scores_and_candidates(scores, candidates)
     vof = np.asarray(video_of_frames, np.int64).reshape(-1)
     labeled = state.labeled_mask if isinstance(state, ALState) else np.asarray(state, bool)
-    if len(scores) != len(candidates):
-        raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
     if len(labeled) != len(vof):
         raise ValueError(f"state has {len(labeled)} frames, video_of_frames {len(vof)}")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
     if len(candidates) and (candidates.min() < 0 or candidates.max() >= len(vof)):
         raise IndexError(f"candidate frame ids must be in 0..{len(vof) - 1}")
     if len(np.unique(candidates)) != len(candidates):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from vidal.registry import SELECTORS
-from vidal.selection import ALState, _block, check_cost, neighbours_mask, select, warn_shortfall
+from vidal.selection import ALState, _block, check_cost, neighbours_mask, scores_and_candidates, select, warn_shortfall
 
 DIVERSITY = ("kcenter", "kmeanspp")
 
@@ -133,12 +133,7 @@ class _Diversity:
 
     def select(self, scores, candidates, budget, state, video_of_frames, *, k: int = 0, per_video: bool = False,
                rng: np.random.Generator, cost=None, ctx=None) -> np.ndarray:
-        scores = np.asarray(scores, np.float64).reshape(-1)
-        candidates = np.asarray(candidates, np.int64).reshape(-1)
-        if len(scores) != len(candidates):
-            raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
-        if not np.all(np.isfinite(scores)):
-            raise ValueError("scores must be finite")
+        scores, candidates = scores_and_candidates(scores, candidates)
         n = len(np.asarray(video_of_frames).reshape(-1))
         emb = self.embeddings(ctx, n)
         labeled = _labeled_mask(state)
@@ -245,8 +240,7 @@ class Hybrid:
 
     def select(self, scores, candidates, budget, state, video_of_frames, *, k: int = 0, per_video: bool = False,
                rng: np.random.Generator, cost=None, ctx=None) -> np.ndarray:
-        scores = np.asarray(scores, np.float64).reshape(-1)
-        candidates = np.asarray(candidates, np.int64).reshape(-1)
+        scores, candidates = scores_and_candidates(scores, candidates)
         import logging
 
         with _quiet("vidal.selection", logging.ERROR):  # a short shortlist is not a shortfall
