@@ -211,3 +211,10 @@ def test_class_balance_table_histograms_entropy_and_rare_class_ap(tmp_path):
     assert row["entropy"][0] == pytest.approx((histogram_entropy([3, 2]) + histogram_entropy([3, 1])) / 2)
     md = class_balance_markdown([row])
     assert "| Random+R | 2 | 3 | 3.0 ± 0.0 | 1.5 ± 0.7 |" in md and "dark AP@0.5" in md
+
+
+def test_curve_styles_differ_for_thirty_curves():
+    from vidal.report import curve_style
+
+    styles = [curve_style(k) for k in range(30)]
+    assert len(set(styles)) == 30 and curve_style(0) == ("C0", "o", "-") and curve_style(10)[0] == "C0"

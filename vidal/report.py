@@ -311,6 +311,14 @@ def reference_stats(runs: list[Run]) -> tuple[float, float, int]:
     return m, s, len(vals)
 
 
+def curve_style(k: int) -> tuple[str, str, str]:
+    """``(colour, marker, line style)`` of the ``k``-th curve of a plot: the ten tab10 colours,
+    then the same colours with other markers and dashed lines, so no two of 30 curves look alike."""
+    colours = [f"C{i}" for i in range(10)]
+    markers, dashes = ("o", "s", "^"), ("-", "--", ":")
+    return colours[k % 10], markers[(k // 10) % 3], dashes[(k // 10) % 3]
+
+
 def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: str | None = None) -> Path:
     """mAP@0.5 vs labeled frames (``x="labeled"`` / ``"frames"``), labeled boxes (``"boxes"``) or
     labeled fraction in % (``"fraction"``), one
@@ -324,14 +332,16 @@ def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: 
     if x not in ("labeled", "fraction", "boxes"):
         raise ReportError(f"x must be 'frames' (or 'labeled'), 'boxes' or 'fraction', got {x!r}")
     cs = curves(runs)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for label, c in cs.items():
+    many = len(cs) > 6  # the legend goes below the axes, where it hides no curve
+    fig, ax = plt.subplots(figsize=(7.5, 4.5 + (0.16 * len(cs) + 0.5 if many else 0)), dpi=120)
+    for k, (label, c) in enumerate(cs.items()):
         xs = {"labeled": c["labeled"], "boxes": c["boxes"], "fraction": 100 * c["fraction"]}[x]
         if np.isnan(xs).any():
             raise ReportError(f"{label}: labeled boxes unknown for some cycle (no labeled_boxes in its metrics rows "
                               f"and its states or train split cannot be read); plot with --x frames")
-        line, = ax.plot(xs, c["mean"], marker="o", ms=4, label=f"{label} (n={c['n']})")
-        ax.fill_between(xs, c["mean"] - c["std"], c["mean"] + c["std"], color=line.get_color(), alpha=0.2, lw=0)
+        color, marker, dash = curve_style(k)
+        ax.plot(xs, c["mean"], color=color, marker=marker, ls=dash, ms=4, label=f"{label} (n={c['n']})")
+        ax.fill_between(xs, c["mean"] - c["std"], c["mean"] + c["std"], color=color, alpha=0.12 if many else 0.2, lw=0)
     rm, rs, rn = reference_stats(runs)
     if rn and not math.isnan(rm):
         ax.axhline(rm, color="k", ls="--", lw=1, label=f"All data (n={rn})")
@@ -342,7 +352,10 @@ def plot_curves(runs: list[Run], out: str | Path, *, x: str = "labeled", title: 
     ax.set_ylabel("mAP@0.5")
     ax.set_title(title or "Active learning: mean ± std over seeds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if many:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
