@@ -29,19 +29,8 @@ if [[ -f "$STAMP" && -x "$VENV/bin/label-studio" && -f "$TEMPLATE" ]]; then
   echo "setup_annotate_env: ready (label-studio $LS_VERSION in $VENV)"
   exit 0
 fi
-PY_FOR_VENV="${VIDAL_ANNOTATE_PYTHON:-}"
-if [[ -z "$PY_FOR_VENV" ]]; then
-  for candidate in python3.12 python3.11 python3.10 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null; then
-      PY_FOR_VENV="$candidate"; break
-    fi
-  done
-fi
-if [[ -z "$PY_FOR_VENV" ]]; then
-  echo "setup_annotate_env: label-studio $LS_VERSION needs Python 3.10-3.13 and none was found; set VIDAL_ANNOTATE_PYTHON=/path/to/python3.12" >&2
-  exit 2
-fi
+source "$ROOT/tools/venv_python.sh"
+PY_FOR_VENV="$(find_python "setup_annotate_env: label-studio $LS_VERSION" 3,10 3,13 VIDAL_ANNOTATE_PYTHON python3.12 python3.11 python3.10 python3)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "== setup_annotate_env: creating $VENV with $PY_FOR_VENV ($(date +%H:%M:%S))"
   "$PY_FOR_VENV" -m venv "$VENV"

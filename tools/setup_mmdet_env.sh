@@ -23,20 +23,8 @@ if [[ -d "$VENV" && -n "$(ls -A "$VENV")" && ! -f "$VENV/pyvenv.cfg" ]]; then
   echo "setup_mmdet_env: $VENV is a non-empty folder that is not a virtual environment; choose another VENV_DIR" >&2
   exit 2
 fi
-PY_FOR_VENV="${VIDAL_MMDET_PYTHON:-}"
-
-if [[ -z "$PY_FOR_VENV" ]]; then
-  for candidate in python3.11 python3.10 python3.9 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(0 if (3, 8) <= sys.version_info[:2] <= (3, 11) else 1)' 2>/dev/null; then
-      PY_FOR_VENV="$candidate"; break
-    fi
-  done
-fi
-if [[ -z "$PY_FOR_VENV" ]]; then
-  echo "setup_mmdet_env: torch 2.1.2 needs Python 3.8-3.11 and none was found; set VIDAL_MMDET_PYTHON=/path/to/python3.11" >&2
-  exit 2
-fi
+source "$ROOT/tools/venv_python.sh"
+PY_FOR_VENV="$(find_python "setup_mmdet_env: torch 2.1.2" 3,8 3,11 VIDAL_MMDET_PYTHON python3.11 python3.10 python3.9 python3)"
 
 stage() {  # stage NAME COMMAND...: run once, remember success
   local stamp="$VENV/.vidal-stage-$1"; shift
