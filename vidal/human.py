@@ -308,7 +308,7 @@ def check_config(al: dict, needs, where: str) -> None:
 def _job_predictions(exp, c: int, frames: np.ndarray, det) -> list:
     from vidal.training import predict_frames
 
-    done = exp.wd.read_pool_predictions(c, len(exp.train_set)) if c >= 0 else None
+    done = exp.wd.stored_pool_predictions(c, exp.video_of_frames) if c >= 0 else None
     if done is not None:
         return [done[0][int(i)] for i in frames]
     return predict_frames(det, exp.train_set, frames, batch_size=exp.predict_chunk(det), progress=exp.progress,

@@ -304,6 +304,14 @@ class WorkDir:
         path = self.path(c, "pool_predictions.npz")
         return read_pool_predictions(path, n_frames) if path.is_file() else None
 
+    def stored_pool_predictions(self, c: int, video_of_frames: np.ndarray) -> tuple[list, float] | None:
+        """``(predictions of every train-split frame, time_s)`` of cycle ``c`` in whichever form is
+        on disk (complete per-video shards, else ``pool_predictions.npz``), None when not predicted."""
+        shards = self.pool_shards(c, video_of_frames)
+        if shards.done:
+            return shards.predictions(), shards.time_s()
+        return self.read_pool_predictions(c, len(video_of_frames))
+
     def pool_shards(self, c: int, video_of_frames: np.ndarray):
         """Cycle ``c``'s per-video pool predictions (:class:`vidal.pool_shards.PoolShards`)."""
         from vidal.pool_shards import DIR_NAME, PoolShards
@@ -796,14 +804,11 @@ def predict_pool_always(exp: Experiment, c: int, det) -> tuple[list, float]:
     """Cycle ``c``'s predictions on every train-split frame and the seconds they took (read back
     if ``pool_predictions.npz`` or complete per-video shards are on disk, e.g. copied from a shared
     cycle 0), written otherwise (as shards when ``exp.pool_shards``: :func:`predict_pool_sharded`)."""
-    shards = exp.wd.pool_shards(c, exp.video_of_frames)
-    if shards.done:
-        return shards.predictions(), shards.time_s()
-    done = exp.wd.read_pool_predictions(c, len(exp.train_set))
+    done = exp.wd.stored_pool_predictions(c, exp.video_of_frames)
     if done is not None:
         return done
     if exp.pool_shards:
-        return predict_pool_sharded(exp, c, det, shards)
+        return predict_pool_sharded(exp, c, det, exp.wd.pool_shards(c, exp.video_of_frames))
     exp.log(f"cycle {c}: predict on the pool ({len(exp.train_set)} frames)")
     t0 = time.perf_counter()
     predictions = predict_frames(det, exp.train_set, None, batch_size=exp.predict_chunk(det), progress=exp.progress,

@@ -60,7 +60,7 @@ def _frames_of_cycle(root: Path, n: int, dataset) -> dict[str, Any]:
                               f"the run has not selected its frames yet")
     sel = wd.read_selection(n - 1)
     pos = np.searchsorted(sel.candidates, sel.selected)
-    stored = wd.read_pool_predictions(n - 1, len(dataset))
+    stored = wd.stored_pool_predictions(n - 1, dataset.video_of_frames())
     preds = [stored[0][int(i)] for i in sel.selected] if stored is not None else None
     return {"frames": [int(i) for i in sel.selected], "predictions": preds,
             "logs": {k: np.asarray(v, np.float64)[pos] for k, v in sel.logs.items()},
