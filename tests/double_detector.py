@@ -29,6 +29,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from vidal.registry import DETECTORS
 
 BACKEND = "double"
 FORMAT = "vidal-double-detector-v1"
+#: seconds every rank but 0 waits before reading weights (tests/test_distributed.py: a slow follower)
+SLOW_FOLLOWER = "DOUBLE_SLOW_FOLLOWER_S"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +221,8 @@ class DoubleDetector:
         tmp.replace(path)
 
     def load_weights(self, path: str | Path) -> None:
+        if os.environ.get(SLOW_FOLLOWER) and os.environ.get("RANK", "0") != "0":
+            time.sleep(float(os.environ[SLOW_FOLLOWER]))  # a rank that reads its weights late
         d = json.loads(Path(path).read_text())
         if d.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} file")

@@ -658,6 +658,10 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
     det = exp.new_detector(cycle, kind)
     if start is not None:
         det.load_weights(start)
+    # every rank holds its start weights before rank 0 goes on: rank 0 deletes the previous cycle's
+    # checkpoint once its own training is done (run_cycle), which a backend without a collective at
+    # the start of training (the test double) could reach before a slower rank has read it
+    exp.ranks.barrier()
     exp.seed_torch(cycle, kind)
     t0 = time.perf_counter()
     overrides = exp.initial_schedule if (cycle == 0 and kind == "train") else {}
