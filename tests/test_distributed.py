@@ -359,3 +359,47 @@ def test_pool_shards_in_one_process_and_through_a_shared_cycle0_select_the_same(
             b = np.load(tmp_path / "npz" / f"cycle_{c:03d}" / "selection.npz")
             np.testing.assert_array_equal(a["scores"], b["scores"])
             np.testing.assert_array_equal(a["selected"], b["selected"])
+
+
+class _ScriptedRanks:
+    """The rank context of a follower whose rank 0 sends ``steps`` (no process group)."""
+
+    is_main, distributed, rank, world_size = False, True, 1, 2
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+
+    def broadcast(self, obj=None):
+        return self.steps.pop(0)
+
+
+def test_a_human_oracle_run_sends_its_imported_labels_before_each_training_and_followers_take_them(monkeypatch):
+    """al.oracle="human" with several ranks: rank 0 re-reads the imported labels at each reveal, a
+    follower read them once when it started; labels imported while the run goes would leave the
+    follower training its share on stale (empty) boxes. Rank 0 sends the labels it holds first."""
+    from types import SimpleNamespace
+
+    from vidal import loop
+
+    labels = {3: (np.array([[0, 0, 4, 4]], np.float32), np.array([1]))}
+    sent = []
+
+    class Sent(Exception):
+        pass
+
+    def command_followers(name, **kwargs):
+        sent.append((name, kwargs))
+        if name == "train":
+            raise Sent  # rank 0 would train now
+
+    rank0 = SimpleNamespace(human=True, train_set=SimpleNamespace(labels=labels), command_followers=command_followers)
+    with pytest.raises(Sent):
+        loop.train_model(rank0, [3], 1, 1, start=None, kind="train")
+    assert [name for name, _ in sent] == ["labels", "train"] and sent[0][1]["labels"] is labels
+
+    seen = []
+    monkeypatch.setattr(loop, "train_model", lambda exp, **kw: seen.append((dict(exp.train_set.labels), kw)))
+    follower = SimpleNamespace(ranks=_ScriptedRanks([*sent, ("stop", {})]), train_set=SimpleNamespace(labels={}))
+    loop.follow(follower)
+    assert len(seen) == 1 and seen[0][0] is not None and list(seen[0][0]) == [3]
+    assert seen[0][1]["frames"].tolist() == [3] and seen[0][1]["cycle"] == 1

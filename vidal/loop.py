@@ -654,6 +654,8 @@ def train_model(exp: Experiment, frames: Sequence[int], cycle: int, step: int | 
 
     In a ``--launcher ddp`` run rank 0 sends this step to the other ranks (:func:`follow`), every
     rank trains its share of each global batch, and only rank 0 writes."""
+    if exp.human:  # the labels imported so far, as rank 0 holds them (it re-reads them at each reveal)
+        exp.command_followers("labels", labels=exp.train_set.labels)
     exp.command_followers("train", frames=np.asarray(frames), cycle=cycle, step=step, start=start, kind=kind)
     det = exp.new_detector(cycle, kind)
     if start is not None:
@@ -1302,12 +1304,16 @@ def follow(exp: Experiment) -> None:
     it: ``train`` (:func:`train_model`, each rank its share of every global batch) and
     ``predict_pool`` (:func:`predict_pool_sharded`, each rank its videos), until ``stop``. Every
     other step (evaluation, scoring, selection, the files) is rank 0's alone; the weights and
-    files a step needs are on disk or in memory before rank 0 sends it."""
+    files a step needs are on disk or in memory before rank 0 sends it. With ``al.oracle="human"``
+    rank 0 sends ``labels`` before each training: the imported labels it holds (labels imported
+    while the run goes are read by rank 0 at its next reveal, so the ranks would differ)."""
     while True:
         name, kwargs = exp.ranks.broadcast()
         if name == "stop":
             return
-        if name == "train":
+        if name == "labels":
+            exp.train_set.labels = kwargs["labels"]
+        elif name == "train":
             train_model(exp, **kwargs)
         elif name == "predict_pool":
             c = kwargs["c"]
