@@ -263,7 +263,7 @@ def test_validate_dataset_names_every_broken_file(tmp_path):
 
 # ----------------------------------------------------------------------------- work files, locks, leftovers
 def test_a_truncated_work_file_is_one_line_naming_it(tmp_path):
-    from vidal.loop import ExperimentError, WorkDir
+    from vidal.workdir import ExperimentError, WorkDir
 
     wd = WorkDir(tmp_path)
     wd.cycle_dir(0)

@@ -101,7 +101,7 @@ def test_loop_predicts_the_last_epochs_and_scores_from_them(tiny, tmp_path):
         # the checkpoints disagree with each other (the double draws per epoch) and the scores are
         # exactly the acquisition's on the cached files
         assert any(len(a) != len(b) or not np.array_equal(a.labels, b.labels) for a, b in zip(*sets))
-        from vidal.loop import read_pool_predictions
+        from vidal.workdir import read_pool_predictions
 
         final, _ = read_pool_predictions(tmp_path / "w" / "cycle_000" / "pool_predictions.npz", 42)
         with np.load(tmp_path / "w" / "cycle_000" / "selection.npz") as z:

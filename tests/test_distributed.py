@@ -212,7 +212,8 @@ def _strip(rows):
 def test_al_run_on_two_ranks_killed_while_predicting_resumes_to_the_one_process_result(tmp_path):
     from double_detector import registered
     from vidal.config import load_config
-    from vidal.loop import Experiment, read_pool_predictions
+    from vidal.loop import Experiment
+    from vidal.workdir import read_pool_predictions
     from vidal.pool_shards import PoolShards
 
     root = tmp_path / "data"

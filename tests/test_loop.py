@@ -21,7 +21,8 @@ import torch
 import vidal.acquisition  # noqa: F401 - registers the acquisitions
 
 from vidal.config import ConfigError, load_config
-from vidal.loop import Experiment, ExperimentError
+from vidal.loop import Experiment
+from vidal.workdir import ExperimentError
 from vidal.registry import ACQUISITIONS
 from tiny_videos import tiny_experiment_config, write_split
 
@@ -267,9 +268,9 @@ def test_killed_run_resumes_to_the_same_selections_and_metrics(tiny, tmp_path):
 
 def test_interrupted_write_leaves_no_half_file(tmp_path):
     """A write killed before its rename leaves the old content (or nothing), never a partial file."""
-    from vidal.loop import atomic_write
+    from vidal.workdir import atomic_write
 
-    code = ("import sys; from pathlib import Path; from vidal.loop import atomic_write; "
+    code = ("import sys; from pathlib import Path; from vidal.workdir import atomic_write; "
             "atomic_write(Path(sys.argv[1]), lambda f: f.write('new'), 'w')")
     target = tmp_path / "metrics.jsonl"
     atomic_write(target, lambda f: f.write("old"), "w")

@@ -294,7 +294,7 @@ def test_report_tools_read_config_snapshots_without_running_them(project, tmp_pa
 
 
 def test_predictions_round_trip_bit_for_bit(tmp_path):
-    from vidal.loop import read_pool_predictions, write_pool_predictions
+    from vidal.workdir import read_pool_predictions, write_pool_predictions
 
     rng = np.random.default_rng(0)
     preds = [Predictions.empty(3)]

@@ -38,7 +38,7 @@ def main(work_dir, number, fmt, out, context, url_prefix, min_score, quiet):
     from vidal.annotation_io import export_job
     from vidal.data.validate import open_dataset
     from vidal.human import LabelStore, pick_job, work_dir_of
-    from vidal.loop import read_work_file
+    from vidal.workdir import read_work_file
 
     with one_line_errors(ExperimentError, DatasetFormatError, FileExistsError, FileNotFoundError, ValueError):
         root = work_dir_of(work_dir)

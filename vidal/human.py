@@ -59,7 +59,7 @@ class LabelError(ValueError):
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    from vidal.loop import write_json
+    from vidal.workdir import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, obj)
@@ -115,7 +115,7 @@ def write_job(root: str | os.PathLike, job: dict) -> Path:
 
 
 def read_job(root: str | os.PathLike, number: int) -> dict:
-    from vidal.loop import ExperimentError, read_json
+    from vidal.workdir import ExperimentError, read_json
 
     path = job_path(root, number)
     if not path.is_file():
@@ -139,11 +139,11 @@ class LabelStore:
         self.dropped: dict[int, list[int]] = {}
         self.imports: list[dict] = []
         if self.path.is_file():
-            from vidal.loop import read_json
+            from vidal.workdir import read_json
 
             d = read_json(self.path)
             if not isinstance(d, dict) or d.get("format") != LABELS_FORMAT:
-                from vidal.loop import ExperimentError
+                from vidal.workdir import ExperimentError
 
                 raise ExperimentError(f"{self.path}: not a {LABELS_FORMAT} file; it was changed outside vidal")
             self.frames = {int(k): v for k, v in d["frames"].items()}
@@ -378,7 +378,7 @@ def cold_start(exp):
 
 def work_dir_of(root: str | os.PathLike) -> Path:
     """``root`` after checking it holds a human-oracle AL run (one-line ExperimentError otherwise)."""
-    from vidal.loop import ExperimentError
+    from vidal.workdir import ExperimentError
 
     root = Path(root)
     if not (root / "experiment.json").is_file():

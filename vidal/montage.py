@@ -31,7 +31,7 @@ MAX_COLUMNS = 4
 def _frames_of_cycle(root: Path, n: int, dataset) -> dict[str, Any]:
     """``{"frames", "predictions" (list or None), "logs", "scores", "source", "tc_cycle"}`` of cycle ``n``."""
     from vidal.human import job_numbers, read_job
-    from vidal.loop import ExperimentError, WorkDir
+    from vidal.workdir import ExperimentError, WorkDir
 
     if n in job_numbers(root):
         job = read_job(root, n)
@@ -123,7 +123,7 @@ def show_selection(root: str | os.PathLike, out: str | os.PathLike, cycle: int |
     from vidal.config import load_config
     from vidal.data.validate import open_dataset
     from vidal.human import LabelStore, LabeledPool, job_numbers
-    from vidal.loop import ExperimentError, WorkDir, read_work_file
+    from vidal.workdir import ExperimentError, WorkDir, read_work_file
 
     root = Path(root)
     if not (root / "config.py").is_file():

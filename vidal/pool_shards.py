@@ -77,7 +77,7 @@ class PoolShards:
     def write(self, v: int, predictions: Sequence, time_s: float) -> None:
         """Video ``v``'s shard (its frames' predictions in frame order), atomically."""
         from vidal.detection.base import predictions_to_arrays
-        from vidal.loop import atomic_write
+        from vidal.workdir import atomic_write
 
         frames = self.frames_of[v]
         if len(predictions) != len(frames):
@@ -107,7 +107,7 @@ class PoolShards:
 
     def finish(self, time_s: float, world_size: int = 1) -> None:
         """``done.json`` (every shard is there): the step is complete."""
-        from vidal.loop import write_json
+        from vidal.workdir import write_json
 
         missing = self.missing()
         if missing:
