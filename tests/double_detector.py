@@ -44,6 +44,8 @@ BACKEND = "double"
 FORMAT = "vidal-double-detector-v1"
 #: seconds every rank but 0 waits before reading weights (tests/test_distributed.py: a slow follower)
 SLOW_FOLLOWER = "DOUBLE_SLOW_FOLLOWER_S"
+#: seconds rank 0 (of a torchrun) waits in every predict call (tests/test_distributed.py: --dist-timeout)
+SLOW_RANK0_PREDICT = "DOUBLE_SLOW_RANK0_PREDICT_S"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +190,8 @@ class DoubleDetector:
         return Predictions(all_boxes.astype(np.float32), scores, all_labels, probs)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        if os.environ.get(SLOW_RANK0_PREDICT) and os.environ.get("RANK", "0") == "0":
+            time.sleep(float(os.environ[SLOW_RANK0_PREDICT]))  # rank 0 working alone for a while
         return [self._predict_one(np.asarray(im)) for im in images]
 
     # ---- embeddings (vidal.detection.embeddings.embed uses a detector's own embed)

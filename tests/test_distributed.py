@@ -261,6 +261,41 @@ def test_al_run_on_two_ranks_killed_while_predicting_resumes_to_the_one_process_
     assert not list(work.rglob("*.tmp"))
 
 
+def test_a_follower_that_waits_past_dist_timeout_for_rank_0_says_so_in_one_line(tmp_path):
+    """The other ranks wait in a collective while rank 0 evaluates and selects alone; past the
+    process group's timeout (``--dist-timeout``) a follower stops with a line naming the option,
+    not gloo's "Timed out waiting 6000ms for recv operation". Rank 0 here sleeps 12 s in each of
+    its predictions (its evaluation of cycle 0) against a 0.1 min timeout."""
+    root = tmp_path / "data"
+    root.mkdir()
+    write_split(root / "train.h5", [6, 6], 0, "train")
+    write_split(root / "test.h5", [6], 1, "test")
+    (root / "al.py").write_text(AL.format(root=root))
+    r = torchrun(REPO / "tests" / "run_al_double.py", root / "al.py", "--work-dir", tmp_path / "w", "--quiet",
+                 "--launcher", "ddp", "--dist-timeout", "0.1", env=_env(DOUBLE_SLOW_RANK0_PREDICT_S="12"))
+    assert r.returncode != 0
+    assert "rank 1 waited longer than the process group's timeout for rank 0, which evaluates" in r.stdout, \
+        _failure(r.stdout)
+    assert "--dist-timeout" in r.stdout and "[rank1]: Traceback" not in r.stdout
+
+
+def test_dist_timeout_must_be_positive_and_a_timeout_while_waiting_for_rank_0_is_named():
+    from vidal import distributed
+
+    with pytest.raises(distributed.LauncherError, match="--dist-timeout must be a positive number of minutes, got 0"):
+        distributed.init("ddp", timeout_min=0)
+    # gloo's words (measured), and NCCL's watchdog; tools/train.py's followers wait at a barrier
+    for text in ("[../gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 3000ms for recv operation to "
+                 "complete", "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, OpType=BARRIER)"):
+        with pytest.raises(distributed.RankTimeoutError, match="rank 1 waited longer .* rank 0, which evaluates "
+                                                               "alone; .* --dist-timeout"):
+            with distributed.waiting_for_rank0(1, "evaluates"):
+                raise RuntimeError(text)
+    with pytest.raises(RuntimeError, match="Connection closed by peer"):  # not a timeout: left as it is
+        with distributed.waiting_for_rank0(1, "evaluates"):
+            raise RuntimeError("Connection closed by peer [127.0.0.1]:32964")
+
+
 # --------------------------------------------------------------------------- pure pieces
 
 

@@ -44,20 +44,24 @@ from vidal.weights import WeightsError
 @click.option("--launcher", type=click.Choice(["none", "ddp"]), default="none", show_default=True,
               help="ddp: one of several processes started by torchrun --nproc_per_node N: training and pool "
                    "inference shared by the processes (schedule.batch_size per process), rank 0 writes.")
+@click.option("--dist-timeout", type=float, default=360.0, show_default=True, metavar="MINUTES",
+              help="With --launcher ddp: how long a rank waits for the others, e.g. while rank 0 evaluates "
+                   "and selects alone. A rank that dies stops the run at once whatever this is.")
 @click.option("--pool-shards/--no-pool-shards", default=None,
               help="Store the pool predictions per video (cycle_XXX/pool_predictions/; streamed to the "
                    "acquisition). Default: with --launcher ddp only.")
 @cfg_options
-def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from, launcher, pool_shards):
+def main(config, work_dir, seed, resume, cfg_options, threads, quiet, only, cycle0_from, launcher, pool_shards,
+         dist_timeout):
     """Run the AL experiment of CONFIG into --work-dir."""
     from vidal import distributed
 
     command = command_line()
     with one_line_errors(distributed.LauncherError):
-        ranks = distributed.init(launcher)
+        ranks = distributed.init(launcher, timeout_min=dist_timeout)
     try:
         with one_line_errors(ConfigError, ExperimentError, WeightsError, FileNotFoundError, DatasetFormatError,
-                             FolderLockedError):
+                             FolderLockedError, distributed.RankTimeoutError):
             cfg = load_config(config, cfg_options)
             exp = Experiment(cfg, work_dir, seed, resume=resume, progress=not quiet, threads=threads,
                              command=command, only=only, cycle0_from=cycle0_from, pool_shards=pool_shards)

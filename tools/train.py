@@ -53,15 +53,19 @@ def describe_model(detector) -> str:
 @click.option("--launcher", type=click.Choice(["none", "ddp"]), default="none", show_default=True,
               help="ddp: one of several processes started by torchrun --nproc_per_node N (gloo on CPU, NCCL on "
                    "GPUs); schedule.batch_size is per process, only rank 0 writes --work-dir.")
+@click.option("--dist-timeout", type=float, default=360.0, show_default=True, metavar="MINUTES",
+              help="With --launcher ddp: how long a rank waits for the others, e.g. while rank 0 evaluates "
+                   "alone after an epoch. A rank that dies stops the run at once whatever this is.")
 @cfg_options
-def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet, launcher):
+def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet, launcher, dist_timeout):
     """Train the detector of CONFIG on its train split."""
     from vidal import distributed
 
     with one_line_errors(distributed.LauncherError):
-        ranks = distributed.init(launcher)
+        ranks = distributed.init(launcher, timeout_min=dist_timeout)
     try:
-        run(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet, ranks)
+        with one_line_errors(distributed.RankTimeoutError):
+            run(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet, ranks)
     finally:
         distributed.shutdown()
 

@@ -23,6 +23,7 @@ What the ranks share:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -37,8 +38,40 @@ LAUNCHERS = ("none", "ddp")
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
+#: minutes a collective waits for the other ranks (``--dist-timeout``): longer than rank 0's solo
+#: steps (evaluation and acquisition of a large pool), during which the other ranks wait
+DEFAULT_TIMEOUT_MIN = 360.0
+
+
 class LauncherError(RuntimeError):
     """The launcher cannot start: one line naming the cause and the fix."""
+
+
+class RankTimeoutError(LauncherError):
+    """A rank waited for rank 0 longer than the process group's timeout (``--dist-timeout``)."""
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that waited past the process group's timeout (gloo:
+    "Timed out waiting ... for recv"; NCCL: the watchdog's "timeout")."""
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("timed out" in text or "timeout" in text)
+
+
+@contextlib.contextmanager
+def waiting_for_rank0(rank: int, alone: str):
+    """Around a collective in which rank ``rank`` waits while rank 0 works ``alone`` (e.g.
+    "evaluates, scores and selects"): a timeout becomes a one-line :class:`RankTimeoutError`
+    naming ``--dist-timeout`` instead of gloo's / NCCL's message."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not is_timeout(e):
+            raise
+        raise RankTimeoutError(
+            f"rank {rank} waited longer than the process group's timeout for rank 0, which {alone} alone; "
+            f"if rank 0 was still working, rerun with a longer --dist-timeout (minutes, default "
+            f"{DEFAULT_TIMEOUT_MIN:g})") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,13 +187,20 @@ def current() -> RankContext:
     return RankContext()
 
 
-def init(launcher: str = "none", *, timeout_s: float = 1800.0) -> RankContext:
+def init(launcher: str = "none", *, timeout_min: float = DEFAULT_TIMEOUT_MIN) -> RankContext:
     """Join the process group of ``launcher``: ``"none"`` (one process) or ``"ddp"`` (started by
     ``torchrun``: ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` / ``MASTER_ADDR`` / ``MASTER_PORT`` in
     the environment). NCCL when CUDA is available (each rank on ``cuda:LOCAL_RANK``), gloo on CPU.
-    Threads: ``OMP_NUM_THREADS`` (torchrun sets 1) is the torch thread count of each rank."""
+    Threads: ``OMP_NUM_THREADS`` (torchrun sets 1) is the torch thread count of each rank.
+
+    ``timeout_min``: how long a collective waits for the other ranks. The other ranks wait in one
+    while rank 0 works alone (evaluation, scoring, selection: in the AL loop, :func:`vidal.loop.follow`;
+    per-epoch evaluation in ``tools/train.py``), so it must exceed the longest of those steps; a
+    rank that dies is noticed by torchrun, which stops the others, whatever the timeout."""
     if launcher not in LAUNCHERS:
         raise LauncherError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    if not timeout_min > 0:
+        raise LauncherError(f"--dist-timeout must be a positive number of minutes, got {timeout_min:g}")
     if launcher == "none":
         if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ:
             raise LauncherError(f"started by torchrun as one of {os.environ['WORLD_SIZE']} processes, but with "
@@ -181,7 +221,7 @@ def init(launcher: str = "none", *, timeout_s: float = 1800.0) -> RankContext:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
     return current()
 
 

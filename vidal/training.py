@@ -148,7 +148,8 @@ def train_detector(detector, train_set, *, work_dir: str | Path, test_set=None, 
 
     def on_epoch_end(epoch: int, losses: list[dict[str, float]]) -> None:
         if not ranks.is_main:
-            ranks.barrier()  # rank 0 writes and evaluates
+            with distributed.waiting_for_rank0(ranks.rank, "writes and evaluates the epoch"):
+                ranks.barrier()
             return
         main_epoch_end(epoch, losses)
         ranks.barrier()
