@@ -197,6 +197,20 @@ def test_paired_difference_and_interval():
     half = 4.302652729911275 * p["std"] / np.sqrt(3)
     assert p["ci95"] == pytest.approx((p["mean"] - half, p["mean"] + half))
     assert p["above_2std"]
+    from scipy.stats import ttest_rel
+
+    assert p["p"] == pytest.approx(ttest_rel([0.5, 0.6, 0.7], [0.4, 0.55, 0.6]).pvalue)
+
+
+def test_holm_adjustment_of_several_comparisons():
+    from vidal.results import holm_adjusted, paired_t_p
+
+    adjusted = holm_adjusted({"a": 0.01, "b": 0.04, "c": 0.03, "d": float("nan")})
+    # sorted 0.01 x 3, 0.03 x 2, 0.04 x 1 -> 0.03, 0.06, then max(0.06, 0.04); NaN not counted
+    assert adjusted["a"] == pytest.approx(0.03) and adjusted["c"] == pytest.approx(0.06)
+    assert adjusted["b"] == pytest.approx(0.06) and np.isnan(adjusted["d"])
+    assert holm_adjusted({"a": 0.2, "b": 0.9}) == pytest.approx({"a": 0.4, "b": 0.9})
+    assert paired_t_p(0.1, 0.0, 3) == 0.0 and paired_t_p(0.0, 0.0, 3) == 1.0 and np.isnan(paired_t_p(0.1, 0.1, 1))
 
 
 def test_label_efficiency_and_selection_distance():
