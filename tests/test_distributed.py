@@ -276,7 +276,7 @@ def test_a_follower_that_waits_past_dist_timeout_for_rank_0_says_so_in_one_line(
     assert r.returncode != 0
     assert "rank 1 waited longer than the process group's timeout for rank 0, which evaluates" in r.stdout, \
         _failure(r.stdout)
-    assert "--dist-timeout" in r.stdout and "[rank1]: Traceback" not in r.stdout
+    assert "rerun with --resume and a longer --dist-timeout" in r.stdout and "[rank1]: Traceback" not in r.stdout
 
 
 def test_dist_timeout_must_be_positive_and_a_timeout_while_waiting_for_rank_0_is_named():

@@ -59,19 +59,21 @@ def is_timeout(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def waiting_for_rank0(rank: int, alone: str):
+def waiting_for_rank0(rank: int, alone: str, *, resumable: bool = False):
     """Around a collective in which rank ``rank`` waits while rank 0 works ``alone`` (e.g.
     "evaluates, scores and selects"): a timeout becomes a one-line :class:`RankTimeoutError`
-    naming ``--dist-timeout`` instead of gloo's / NCCL's message."""
+    naming ``--dist-timeout`` (and ``--resume`` when the run can be resumed) instead of gloo's /
+    NCCL's message."""
     try:
         yield
     except RuntimeError as e:
         if not is_timeout(e):
             raise
+        rerun = "rerun with --resume and a longer" if resumable else "rerun with a longer"
         raise RankTimeoutError(
             f"rank {rank} waited longer than the process group's timeout for rank 0, which {alone} alone; "
-            f"if rank 0 was still working, rerun with a longer --dist-timeout (minutes, default "
-            f"{DEFAULT_TIMEOUT_MIN:g})") from None
+            f"if rank 0 was still working, {rerun} --dist-timeout (minutes, default {DEFAULT_TIMEOUT_MIN:g})"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

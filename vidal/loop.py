@@ -1007,7 +1007,7 @@ def follow(exp: Experiment) -> None:
     rank 0 sends ``labels`` before each training: the imported labels it holds (labels imported
     while the run goes are read by rank 0 at its next reveal, so the ranks would differ)."""
     while True:
-        with distributed.waiting_for_rank0(exp.ranks.rank, "evaluates, scores and selects (resume with --resume)"):
+        with distributed.waiting_for_rank0(exp.ranks.rank, "evaluates, scores and selects", resumable=True):
             name, kwargs = exp.ranks.broadcast()
         if name == "stop":
             return
