@@ -69,7 +69,10 @@ Several processes (``torchrun ... tools/run_al.py --launcher ddp``, :mod:`vidal.
 rank 0 runs the loop and is the only writer; the other ranks run :func:`follow` and join the two
 collective steps rank 0 sends them (:meth:`Experiment.command_followers`): training
 (:func:`train_model`, each rank its share of every global batch) and pool prediction
-(:func:`predict_pool_sharded`, each rank whole videos, written by rank 0 as per-video shards).
+(:func:`predict_pool_sharded`, each rank whole videos, written by rank 0 as per-video shards);
+with ``al.oracle="human"`` rank 0 first sends the imported labels it holds. Every rank loads its
+start weights before a barrier (rank 0 then deletes the previous cycle's checkpoint), and a rank
+waiting for rank 0's next step past ``--dist-timeout`` stops in one line.
 """
 
 from __future__ import annotations
