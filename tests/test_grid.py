@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -282,3 +283,34 @@ def test_the_table_marks_a_method_that_has_not_reached_the_final_cycle():
             for m, cycles in (("random-r", 3), ("oracle-fn", 1)) for s in (0, 1) for c in range(cycles)]
     table = summary_markdown(rows, ["random-r", "oracle-fn"], key="map50")
     assert "| oracle-fn (unfinished: cycle 0 of 2) | 2 | 10 |" in table and "| random-r | 2 | 20 |" in table
+
+
+def test_paired_test_tool_on_chosen_seeds_and_its_errors(tmp_path):
+    """tools/paired_test.py: the registered one-sided test of a method against the baseline on
+    chosen seeds (figures checked against scipy), and one-line errors for a missing or unfinished run."""
+    from scipy.stats import ttest_rel
+
+    grid = tmp_path / "grid"
+    values = {"ld": [0.30, 0.25, 0.33, 0.9], "random-r": [0.28, 0.27, 0.30, 0.1]}
+    for m, vals in values.items():
+        for s, v in enumerate(vals):
+            run = grid / m / f"seed{s}"
+            run.mkdir(parents=True)
+            cycles = 2 if (m, s) == ("ld", 3) else 3  # seed 3 of ld stopped early
+            run.joinpath("metrics.jsonl").write_text("".join(
+                json.dumps({"cycle": c, "labeled": 48 + 20 * c, "mAP": v / 2, "mAP_all_scores": v if c == 2 else 0.1,
+                            "pool_frames": 555}) + "\n" for c in range(cycles)))
+    tool = [sys.executable, str(REPO / "tools" / "paired_test.py"), str(grid), "--method", "ld"]
+    res = subprocess.run([*tool, "--seeds", "0,1,2", "--alternative", "greater"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    expected = ttest_rel(values["ld"][:3], values["random-r"][:3], alternative="greater").pvalue
+    assert "cycle 2 (88 labeled frames)" in res.stdout and "seed 1: 0.2500 - 0.2700 = -0.0200" in res.stdout
+    assert f"paired t p (greater) = {expected:.3f}" in res.stdout and "mean +0.0100" in res.stdout
+    res = subprocess.run([*tool, "--seeds", "0,1,3"], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"{grid / 'ld' / 'seed3'} stopped at cycle 1, the others reached cycle 2" in res.stderr
+    res = subprocess.run([*tool, "--seeds", "0,7"], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and f"{grid / 'ld' / 'seed7'}: no finished cycle" in res.stderr
+    res = subprocess.run([*tool, "--seeds", "0,x"], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "--seeds must be comma-separated integers" in res.stderr

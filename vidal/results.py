@@ -156,17 +156,21 @@ def paired_difference(rows: Sequence[dict], method: str, baseline: str, cycle: i
             "p": paired_t_p(mean, std, n)}
 
 
-def paired_t_p(mean: float, std: float, n: int) -> float:
-    """Two-sided p of the paired t test of ``mean != 0`` (``t = mean / (std / sqrt(n))``, ``n - 1``
-    degrees of freedom); NaN with fewer than 2 pairs; 0 / 1 when every pair differs by the same
-    non-zero / zero amount."""
+def paired_t_p(mean: float, std: float, n: int, alternative: str = "two-sided") -> float:
+    """p of the paired t test (``t = mean / (std / sqrt(n))``, ``n - 1`` degrees of freedom) of
+    ``mean != 0`` (``alternative="two-sided"``) or ``mean > 0`` (``"greater"``: a registered
+    one-sided hypothesis); NaN with fewer than 2 pairs; when every pair differs by the same amount,
+    0 if that amount supports the alternative, else 1."""
+    if alternative not in ("two-sided", "greater"):
+        raise ValueError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}")
     if n < 2 or math.isnan(std):
         return math.nan
     if std == 0:
-        return 1.0 if mean == 0 else 0.0
+        return 0.0 if (mean > 0 or (mean != 0 and alternative == "two-sided")) else 1.0
     from scipy.stats import t
 
-    return float(2 * t.sf(abs(mean) / (std / math.sqrt(n)), n - 1))
+    stat = mean / (std / math.sqrt(n))
+    return float(2 * t.sf(abs(stat), n - 1)) if alternative == "two-sided" else float(t.sf(stat, n - 1))
 
 
 def holm_adjusted(p: dict[str, float]) -> dict[str, float]:
