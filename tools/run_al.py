@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import click
 
-from vidal.cli import SEED, cfg_options, command_line, one_line_errors
+from vidal.cli import SEED, cfg_options, command_line, launcher_options, one_line_errors
 from vidal.config import ConfigError, load_config
 from vidal.loop import Experiment, ExperimentError
 from vidal.data.dataset import DatasetFormatError
@@ -41,12 +41,9 @@ from vidal.weights import WeightsError
 @click.option("--cycle0-from", type=click.Path(file_okay=False), default=None,
               help="Work dir of an --only cycle0 run of the same config (but acquisition / tracker), seed and "
                    "--threads: start from its cycle-0 model instead of training it again.")
-@click.option("--launcher", type=click.Choice(["none", "ddp"]), default="none", show_default=True,
-              help="ddp: one of several processes started by torchrun --nproc_per_node N: training and pool "
-                   "inference shared by the processes (schedule.batch_size per process), rank 0 writes.")
-@click.option("--dist-timeout", type=float, default=360.0, show_default=True, metavar="MINUTES",
-              help="With --launcher ddp: how long a rank waits for the others, e.g. while rank 0 evaluates "
-                   "and selects alone. A rank that dies stops the run at once whatever this is.")
+@launcher_options("ddp: one of several processes started by torchrun --nproc_per_node N: training and pool "
+                  "inference shared by the processes (schedule.batch_size per process), rank 0 writes.",
+                  "evaluates and selects alone")
 @click.option("--pool-shards/--no-pool-shards", default=None,
               help="Store the pool predictions per video (cycle_XXX/pool_predictions/; streamed to the "
                    "acquisition). Default: with --launcher ddp only.")

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from vidal.build import build_spec
-from vidal.cli import cfg_options, command_line, one_line_errors
+from vidal.cli import cfg_options, command_line, launcher_options, one_line_errors
 from vidal.config import ConfigError, dump, load_config
 from vidal.data.dataset import DatasetFormatError
 from vidal.provenance import provenance
@@ -50,12 +50,9 @@ def describe_model(detector) -> str:
 @click.option("--eval-max-frames", type=int, default=None,
               help="Evaluate on at most N test frames spread over the split (default: all).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--launcher", type=click.Choice(["none", "ddp"]), default="none", show_default=True,
-              help="ddp: one of several processes started by torchrun --nproc_per_node N (gloo on CPU, NCCL on "
-                   "GPUs); schedule.batch_size is per process, only rank 0 writes --work-dir.")
-@click.option("--dist-timeout", type=float, default=360.0, show_default=True, metavar="MINUTES",
-              help="With --launcher ddp: how long a rank waits for the others, e.g. while rank 0 evaluates "
-                   "alone after an epoch. A rank that dies stops the run at once whatever this is.")
+@launcher_options("ddp: one of several processes started by torchrun --nproc_per_node N (gloo on CPU, NCCL on "
+                  "GPUs); schedule.batch_size is per process, only rank 0 writes --work-dir.",
+                  "evaluates alone after an epoch")
 @cfg_options
 def main(config, work_dir, cfg_options, eval_every, eval_max_frames, quiet, launcher, dist_timeout):
     """Train the detector of CONFIG on its train split."""

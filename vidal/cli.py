@@ -112,3 +112,21 @@ class Device(_OneLineParam):
 
 
 DEVICE = Device()
+
+
+def launcher_options(launcher_help: str, alone: str):
+    """``--launcher none|ddp`` and ``--dist-timeout MINUTES`` (:func:`vidal.distributed.init`) of a
+    tool that torchrun can start; ``launcher_help`` says what the processes share, ``alone`` what
+    the other ranks wait for (e.g. "evaluates alone after an epoch"). The command receives
+    ``launcher`` and ``dist_timeout``."""
+    from vidal.distributed import DEFAULT_TIMEOUT_MIN, LAUNCHERS
+
+    def decorate(func):
+        func = click.option("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_MIN, show_default=True,
+                            metavar="MINUTES",
+                            help=f"With --launcher ddp: how long a rank waits for the others, e.g. while rank 0 "
+                                 f"{alone}. A rank that dies stops the run at once whatever this is.")(func)
+        return click.option("--launcher", type=click.Choice(list(LAUNCHERS)), default="none", show_default=True,
+                            help=launcher_help)(func)
+
+    return decorate
