@@ -4,56 +4,21 @@ what a GPU runs with ``amp_device="cuda"``) exercised on CPU's float16 autocast.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
-from vidal.detection.base import Predictions, StrictConfig
+from toy_backend import FIELDS as TOY_FIELDS
+from toy_backend import FRAMES, OneBox
 from vidal.detection.schedule import ScheduleConfig, fit
-from vidal.detection.torch_detector import TorchDetector
 
 
-@dataclasses.dataclass
-class LineConfig(ScheduleConfig, StrictConfig):
-    device: str = "cpu"
-    predict_batch_size: int = 2
-
-
-class Line(TorchDetector):
-    """One box per image from its mean colour (a linear map): enough of a backend to train."""
-
-    backend = "amp_test"
-    architecture = "linear"
-
-    @staticmethod
-    def check_config(*, profile=None, fields=None):
-        return LineConfig.from_dict(dict(fields or {}))
-
-    def build_model(self):
-        return torch.nn.Linear(3, 4)
-
-    def _x(self, images):
-        return torch.stack([torch.as_tensor(np.asarray(im, np.float32).mean(axis=(0, 1)) / 255) for im in images])
-
-    def batch_losses(self, batch):
-        frames, _ = batch
-        target = torch.as_tensor(np.stack([f["boxes"][0] for f in frames]))
-        return {"box": ((self.model(self._x([f["image"] for f in frames])).float() - target) ** 2).mean()}
-
-    def predict_batch(self, images):
-        return [Predictions(b[None], [1.0], [1], [[0.0, 1.0]]) for b in self.model(self._x(images)).float().numpy()]
-
-
-FRAMES = [{"image": np.full((8, 8, 3), 40 * k, np.uint8), "boxes": np.array([[k, k, 2 * k, 3 * k]], np.float32),
-           "labels": np.array([1])} for k in range(1, 6)]
-FIELDS = {"lr": 0.05, "epochs": 20, "milestones": (), "batch_size": 5, "hflip": 0.0, "grad_clip": None}
+FIELDS = {**TOY_FIELDS, "epochs": 20}
 
 
 def _train(**extra):
     torch.manual_seed(0)
-    det = Line.from_config(class_names=["thing"], fields={**FIELDS, **extra})
+    det = OneBox.from_config(class_names=["thing"], fields={**FIELDS, **extra})
     return det, [r["loss"] for r in det.train(FRAMES)]
 
 

@@ -315,62 +315,17 @@ def test_the_detector_protocol_names_every_member_callers_use():
 
 
 def test_a_backend_is_a_batch_loss_and_a_batch_prediction_on_the_base_class(tmp_path):
-    """The whole of a toy backend on TorchDetector: config, model, batch loss, batch prediction,
-    checkpoint check. Training, prediction in batches, save / load / load_weights come from the base."""
-    import dataclasses
-
-    import torch
-
-    from vidal.detection.base import StrictConfig
-    from vidal.detection.schedule import ScheduleConfig
-    from vidal.detection.torch_detector import TorchDetector
-
-    @dataclasses.dataclass
-    class BoxConfig(ScheduleConfig, StrictConfig):
-        device: str = "cpu"
-        predict_batch_size: int = 2
-
-    class OneBox(TorchDetector):
-        """Predicts one box per image from its mean colour: x1, y1, x2, y2 = W(mean RGB) + b."""
-
-        backend = "one_box_test"
-        architecture = "linear"
-
-        @staticmethod
-        def check_config(*, profile=None, fields=None):
-            return BoxConfig.from_dict(dict(fields or {}))
-
-        def build_model(self):
-            return torch.nn.Linear(3, 4)
-
-        def _features(self, images):
-            return torch.stack([torch.as_tensor(np.asarray(im, np.float32).mean(axis=(0, 1)) / 255) for im in images])
-
-        def batch_losses(self, batch):
-            frames, _flips = batch
-            target = torch.as_tensor(np.stack([f["boxes"][0] for f in frames]))
-            return {"box": ((self.model(self._features([f["image"] for f in frames])) - target) ** 2).mean()}
-
-        def predict_batch(self, images):
-            boxes = self.model(self._features(images)).numpy()
-            return [Predictions(b[None], [1.0], [1], [[0.0, 1.0]]) for b in boxes]
-
-        def check_checkpoint(self, path, ckpt):
-            if ckpt["num_classes"] != self.num_classes:
-                raise ValueError(f"{path}: {ckpt['num_classes']} classes, not {self.num_classes}")
-
-        @classmethod
-        def from_checkpoint(cls, path, ckpt, **expect):
-            return cls(class_names=ckpt["class_names"], config=BoxConfig.from_dict({**ckpt["config"], **expect}))
+    """The whole of a toy backend on TorchDetector (tests/toy_backend.py: config, model, batch loss,
+    batch prediction, checkpoint check). Training, prediction in batches, save / load / load_weights
+    come from the base."""
+    from toy_backend import FIELDS, FRAMES, OneBox, OneBoxConfig
 
     from vidal.registry import DETECTORS
 
     DETECTORS.register("one_box_test")(OneBox)
     try:
-        frames = [{"image": np.full((8, 8, 3), 40 * k, np.uint8), "boxes": np.array([[k, k, 2 * k, 3 * k]], np.float32),
-                   "labels": np.array([1])} for k in range(1, 6)]
-        det = OneBox.from_config(class_names=["thing"], fields={"lr": 0.05, "epochs": 60, "milestones": (), "batch_size": 5,
-                                                                  "hflip": 0.0, "grad_clip": None})
+        frames = FRAMES
+        det = OneBox.from_config(class_names=["thing"], fields={**FIELDS, "epochs": 60})
         assert isinstance(det, Detector)
         rows = det.train(frames)
         assert len(rows) == 60 and rows[-1]["loss"] < 0.1 * rows[0]["loss"]
@@ -384,7 +339,7 @@ def test_a_backend_is_a_batch_loss_and_a_batch_prediction_on_the_base_class(tmp_
         from vidal.detection.base import load_detector
 
         assert isinstance(load_detector(tmp_path / "m.pt"), OneBox)
-        other = OneBox(class_names=["a", "b"], config=BoxConfig())
+        other = OneBox(class_names=["a", "b"], config=OneBoxConfig())
         with pytest.raises(ValueError, match="m.pt: 1 classes, not 2"):
             other.load_weights(tmp_path / "m.pt")
     finally:
