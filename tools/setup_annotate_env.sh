@@ -13,23 +13,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-annotate}"
 LS_VERSION="1.23.2"
-if [[ $# -gt 1 ]]; then
-  echo "setup_annotate_env: one argument (VENV_DIR) expected, got $#: $*" >&2; exit 2
-fi
-if [[ -e "$VENV" && ! -d "$VENV" ]]; then
-  echo "setup_annotate_env: $VENV exists and is not a folder; choose another VENV_DIR" >&2; exit 2
-fi
-if [[ -d "$VENV" && -n "$(ls -A "$VENV")" && ! -f "$VENV/pyvenv.cfg" ]]; then
-  echo "setup_annotate_env: $VENV is a non-empty folder that is not a virtual environment; choose another VENV_DIR" >&2
-  exit 2
-fi
+source "$ROOT/tools/venv_python.sh"
+check_venv_dir setup_annotate_env "$VENV" $# "$@"
 STAMP="$VENV/.vidal-stage-label-studio-$LS_VERSION"
 TEMPLATE="$VENV/vidal-ls-template.sqlite3"
 if [[ -f "$STAMP" && -x "$VENV/bin/label-studio" && -f "$TEMPLATE" ]]; then
   echo "setup_annotate_env: ready (label-studio $LS_VERSION in $VENV)"
   exit 0
 fi
-source "$ROOT/tools/venv_python.sh"
 PY_FOR_VENV="$(find_python "setup_annotate_env: label-studio $LS_VERSION" 3,10 3,13 VIDAL_ANNOTATE_PYTHON python3.12 python3.11 python3.10 python3)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "== setup_annotate_env: creating $VENV with $PY_FOR_VENV ($(date +%H:%M:%S))"

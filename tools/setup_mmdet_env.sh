@@ -13,17 +13,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-mmdet}"
-if [[ $# -gt 1 ]]; then
-  echo "setup_mmdet_env: one argument (VENV_DIR) expected, got $#: $*" >&2; exit 2
-fi
-if [[ -e "$VENV" && ! -d "$VENV" ]]; then
-  echo "setup_mmdet_env: $VENV exists and is not a folder; choose another VENV_DIR" >&2; exit 2
-fi
-if [[ -d "$VENV" && -n "$(ls -A "$VENV")" && ! -f "$VENV/pyvenv.cfg" ]]; then
-  echo "setup_mmdet_env: $VENV is a non-empty folder that is not a virtual environment; choose another VENV_DIR" >&2
-  exit 2
-fi
 source "$ROOT/tools/venv_python.sh"
+check_venv_dir setup_mmdet_env "$VENV" $# "$@"
 PY_FOR_VENV="$(find_python "setup_mmdet_env: torch 2.1.2" 3,8 3,11 VIDAL_MMDET_PYTHON python3.11 python3.10 python3.9 python3)"
 
 stage() {  # stage NAME COMMAND...: run once, remember success
