@@ -240,6 +240,18 @@ class DoubleDetector:
         return det
 
 
+def double_al_config(root, *, epochs: int, acquisition: str | None = None) -> str:
+    """The config text of a tiny AL run on ``root``/train.h5 and test.h5 with the double detector:
+    4 initial frames + 2 selections of 3, k = 1, per video; ``acquisition`` (a registered name)
+    added when given (a grid's protocol file leaves it to each method's config)."""
+    text = (f'dataset = dict(train="{root}/train.h5", test="{root}/test.h5")\n'
+            f'detector = dict(backend="double", datasets=("{root}/train.h5", "{root}/test.h5"))\n'
+            f"schedule = dict(epochs={epochs}, lr=0.01, batch_size=4)\n"
+            "evaluation = dict(score_threshold=0.5, nms_iou=0.5, max_frames=8)\n"
+            "al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from=\"previous\", reference=False)\n")
+    return text + (f'acquisition = dict(name="{acquisition}")\n' if acquisition else "")
+
+
 @contextlib.contextmanager
 def registered():
     """:data:`vidal.registry.DETECTORS` with the ``"double"`` backend inside the block, the real

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from double_detector import double_al_config
 from tiny_videos import tiny_experiment_config, write_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,16 +196,6 @@ def test_launcher_ddp_without_torchrun_is_one_line(tiny, tmp_path):
 # --------------------------------------------------------------------------- the AL loop
 
 
-AL = """
-dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
-detector = dict(backend="double", datasets=("{root}/train.h5", "{root}/test.h5"))
-schedule = dict(epochs=2, lr=0.01, batch_size=4)
-evaluation = dict(score_threshold=0.5, nms_iou=0.5, max_frames=8)
-al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from="previous", reference=False)
-acquisition = dict(name="entropy")
-"""
-
-
 def _strip(rows):
     return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
 
@@ -220,7 +211,7 @@ def test_al_run_on_two_ranks_killed_while_predicting_resumes_to_the_one_process_
     root.mkdir()
     write_split(root / "train.h5", [6, 10, 14, 12], 0, "train")
     write_split(root / "test.h5", [6, 6], 1, "test")
-    (root / "al.py").write_text(AL.format(root=root))
+    (root / "al.py").write_text(double_al_config(root, epochs=2, acquisition="entropy"))
     one = tmp_path / "one"
     with registered():
         Experiment(load_config(root / "al.py"), one, 0, progress=False, threads=1, echo=lambda s: None).run()
@@ -270,7 +261,7 @@ def test_a_follower_that_waits_past_dist_timeout_for_rank_0_says_so_in_one_line(
     root.mkdir()
     write_split(root / "train.h5", [6, 6], 0, "train")
     write_split(root / "test.h5", [6], 1, "test")
-    (root / "al.py").write_text(AL.format(root=root))
+    (root / "al.py").write_text(double_al_config(root, epochs=2, acquisition="entropy"))
     r = torchrun(REPO / "tests" / "run_al_double.py", root / "al.py", "--work-dir", tmp_path / "w", "--quiet",
                  "--launcher", "ddp", "--dist-timeout", "0.1", env=_env(DOUBLE_SLOW_RANK0_PREDICT_S="12"))
     assert r.returncode != 0
@@ -376,7 +367,7 @@ def test_pool_shards_in_one_process_and_through_a_shared_cycle0_select_the_same(
     root.mkdir()
     write_split(root / "train.h5", [6, 10, 14, 12], 0, "train")
     write_split(root / "test.h5", [6, 6], 1, "test")
-    (root / "al.py").write_text(AL.format(root=root))
+    (root / "al.py").write_text(double_al_config(root, epochs=2, acquisition="entropy"))
     cfg = load_config(root / "al.py")
     quiet = dict(progress=False, threads=1, echo=lambda s: None)
     rows = lambda p: _strip([json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()])  # noqa: E731

@@ -15,18 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from double_detector import double_al_config
 from tiny_videos import write_split
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "run_al_double.py"
-
-PROTOCOL = """
-dataset = dict(train="{root}/train.h5", test="{root}/test.h5")
-detector = dict(backend="double", datasets=("{root}/train.h5", "{root}/test.h5"))
-schedule = dict(epochs=1, lr=0.01, batch_size=4)
-evaluation = dict(score_threshold=0.5, nms_iou=0.5, max_frames=8)
-al = dict(initial=4, budget=3, cycles=2, k=1, per_video=True, train_from="previous", reference=False)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +37,7 @@ def grid_configs(tmp_path_factory) -> tuple[Path, dict]:
     write_split(root / "test.h5", [6, 6], 1, "test")
     cfgs = root / "cfgs"
     cfgs.mkdir()
-    (cfgs / "_protocol.py").write_text(PROTOCOL.format(root=root))
+    (cfgs / "_protocol.py").write_text(double_al_config(root, epochs=1))
     methods = {}
     for name, acq in [("random-r", 'dict(name="random_r")'), ("entropy", 'dict(name="entropy")')]:
         methods[name] = cfgs / f"{name}.py"
