@@ -313,11 +313,12 @@ def summary_markdown(rows: Sequence[dict], methods: Sequence[str], *, baseline: 
         lines.append(f"| all data | {n_ref} | all | {_f(r4)} ± {_f(r4_std)} | 100 % | "
                      f"{_f(_reference_mean(rows, key_frequent)[0])} | {_f(_reference_mean(rows, other)[0])} | | |")
     final = max((int(r["cycle"]) for r in rows if r["cycle"] is not None), default=0)
-    paired = {m: paired_difference(rows, m, baseline, int(curve(rows, m, key)["cycle"][-1]), key)
-              for m in methods if m != baseline and len(curve(rows, m, key)["cycle"])}
+    curves = {m: curve(rows, m, key) for m in methods}
+    paired = {m: paired_difference(rows, m, baseline, int(c["cycle"][-1]), key)
+              for m, c in curves.items() if m != baseline and len(c["cycle"])}
     holm = holm_adjusted({m: p["p"] for m, p in paired.items()})  # over every method compared
     for m in methods:
-        c, c3, co = curve(rows, m, key), curve(rows, m, key_frequent), curve(rows, m, other)
+        c, c3, co = curves[m], curve(rows, m, key_frequent), curve(rows, m, other)
         if not len(c["cycle"]):
             continue
         last = int(c["cycle"][-1])
